@@ -1,0 +1,155 @@
+"""The project's PRG: ChaCha12 (Bernstein's ChaCha with 12 rounds), one specification for CPU and GPU.
+
+Everything here is plain torch on int64 tensors, so the same code runs on CPU and CUDA and gives
+identical bits on both; a fused Triton kernel for the DPF tree walk (suf.fss) is tested against it.
+
+Two uses, both the standard ChaCha block function (RFC 8439 layout, 16 32-bit words:
+4 constants "expand 32-byte k", 8 key words, word 12-13 a 64-bit block counter, 14-15 a nonce):
+
+1. Tree expansion G(s) for the DPF (the role AES-128 keyed by the seed plays in SIGMA).
+   A seed is a 128-bit block held as int64 pairs [lo, hi]; its least significant bit is the control
+   bit t.  G(s) runs ChaCha12 with key words k0..k3 = the four little-endian 32-bit words of
+   s with bit 0 cleared, k4..k7 = 0, counter = 0, nonce = 0, and returns the 512-bit output block
+   as four 128-bit blocks: [0] the left child, [1] the right child, [2], [3] spare (unused by
+   the DPF).  One block function per tree level gives both children (SIGMA's AES needs two).
+
+2. A deterministic random stream for the dealer (`Stream`): ChaCha12 keyed by a 256-bit master key,
+   counter = block index, nonce = (stream id, 0).  The master key comes from the OS CSPRNG
+   (`Stream.from_os`); tests pass a fixed key, and CPU and GPU then deal identical keys.
+
+ChaCha20 with the same layout is exposed (`rounds=20`) only so the tests can check this
+implementation of the block function against RFC 8439 and the `cryptography` package.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+INT64 = torch.int64
+M32 = 0xFFFFFFFF
+CONSTANTS = (0x61707865, 0x3320646E, 0x79622D32, 0x6B206574)  # "expand 32-byte k"
+ROUNDS = 12
+
+
+def _rotl(x: torch.Tensor, r: int) -> torch.Tensor:
+    return ((x << r) | (x >> (32 - r))) & M32
+
+
+def _quarter(s: list, a: int, b: int, c: int, d: int) -> None:
+    s[a] = (s[a] + s[b]) & M32
+    s[d] = _rotl(s[d] ^ s[a], 16)
+    s[c] = (s[c] + s[d]) & M32
+    s[b] = _rotl(s[b] ^ s[c], 12)
+    s[a] = (s[a] + s[b]) & M32
+    s[d] = _rotl(s[d] ^ s[a], 8)
+    s[c] = (s[c] + s[d]) & M32
+    s[b] = _rotl(s[b] ^ s[c], 7)
+
+
+def chacha_block(key_words, counter, nonce_words=(0, 0), rounds: int = ROUNDS) -> torch.Tensor:
+    """The ChaCha block function, batched.
+
+    key_words: 8 int64 tensors (or ints) of 32-bit words, broadcastable to one shape S.
+    counter: int or int64 tensor (64-bit block counter, words 12 and 13).
+    nonce_words: 2 ints or tensors (words 14 and 15).
+    Returns an int64 tensor of shape S + (16,) with the 32-bit output words.
+    """
+    if rounds % 2:
+        raise ValueError("ChaCha needs an even number of rounds")
+    if len(key_words) != 8 or len(nonce_words) != 2:
+        raise ValueError("ChaCha takes 8 key words and 2 nonce words")
+    parts = [*CONSTANTS, *key_words]
+    parts += [counter & M32, (counter >> 32) & M32]
+    parts += list(nonce_words)
+    ref = next(p for p in parts if isinstance(p, torch.Tensor))
+    shape = torch.broadcast_shapes(*[p.shape for p in parts if isinstance(p, torch.Tensor)])
+    init = [p.expand(shape) if isinstance(p, torch.Tensor)
+            else torch.full(shape, p, dtype=INT64, device=ref.device) for p in parts]
+    s = list(init)
+    for _ in range(rounds // 2):
+        _quarter(s, 0, 4, 8, 12)
+        _quarter(s, 1, 5, 9, 13)
+        _quarter(s, 2, 6, 10, 14)
+        _quarter(s, 3, 7, 11, 15)
+        _quarter(s, 0, 5, 10, 15)
+        _quarter(s, 1, 6, 11, 12)
+        _quarter(s, 2, 7, 8, 13)
+        _quarter(s, 3, 4, 9, 14)
+    return torch.stack([(x + y) & M32 for x, y in zip(s, init)], dim=-1)
+
+
+# -- 128-bit blocks as int64 pairs -----------------------------------------------------------
+def block_words(block: torch.Tensor) -> list:
+    """[lo, hi] int64 pairs (shape S+(2,)) -> four 32-bit words, least significant first."""
+    lo, hi = block[..., 0], block[..., 1]
+    return [lo & M32, (lo >> 32) & M32, hi & M32, (hi >> 32) & M32]
+
+
+def words_block(w0, w1, w2, w3) -> torch.Tensor:
+    """Four 32-bit words (least significant first) -> [lo, hi] int64 pairs."""
+    return torch.stack([w0 | (w1 << 32), w2 | (w3 << 32)], dim=-1)
+
+
+def expand(seeds: torch.Tensor, rounds: int = ROUNDS) -> torch.Tensor:
+    """G(s) for a batch of seeds (int64, shape S+(2,)): returns shape S+(4, 2), the four
+    128-bit output blocks; [..., 0, :] is the left child and [..., 1, :] the right child."""
+    if seeds.dtype != INT64 or seeds.shape[-1:] != (2,):
+        raise TypeError("seeds must be int64 tensors of shape (..., 2)")
+    w = block_words(seeds)
+    w[0] = w[0] & ~1  # the control bit is not part of the key
+    zero = torch.zeros_like(w[0])
+    out = chacha_block([*w, zero, zero, zero, zero], 0, (0, 0), rounds)
+    return torch.stack([words_block(*out[..., 4 * i: 4 * i + 4].unbind(-1)) for i in range(4)],
+                       dim=-2)
+
+
+# -- the dealer's random stream --------------------------------------------------------------
+class Stream:
+    """Deterministic cryptographic randomness: ChaCha12 keyed by a 32-byte master key.
+
+    Each call draws the next blocks of the stream, so a dealer that makes the same calls in the same
+    order gets the same values on any device.  Use `Stream.from_os()` for real dealings.
+    """
+
+    def __init__(self, key: bytes, stream_id: int = 0, device="cpu"):
+        if not isinstance(key, (bytes, bytearray)) or len(key) != 32:
+            raise ValueError("a Stream key must be 32 bytes")
+        if not 0 <= stream_id < 2**32:
+            raise ValueError("stream id must fit in 32 bits")
+        self.key = bytes(key)
+        self.key_words = [int.from_bytes(key[4 * i: 4 * i + 4], "little") for i in range(8)]
+        self.stream_id = stream_id
+        self.device = torch.device(device)
+        self.block_counter = 0
+
+    @classmethod
+    def from_os(cls, stream_id: int = 0, device="cpu") -> "Stream":
+        return cls(os.urandom(32), stream_id, device)
+
+    def words64(self, count: int) -> torch.Tensor:
+        """`count` uniformly random 64-bit values (int64 bit patterns)."""
+        nblocks = -(-count // 8)
+        ctr = torch.arange(self.block_counter, self.block_counter + nblocks,
+                           dtype=INT64, device=self.device)
+        self.block_counter += nblocks
+        kw = [torch.tensor(k, dtype=INT64, device=self.device) for k in self.key_words]
+        out = chacha_block(kw, ctr, (self.stream_id, 0))  # (nblocks, 16)
+        return (out[:, 0::2] | (out[:, 1::2] << 32)).reshape(-1)[:count]
+
+    def ring(self, shape, bits: int) -> torch.Tensor:
+        """Uniform elements of Z_{2^bits} in a tensor of the given shape."""
+        shape = tuple(shape) if not isinstance(shape, int) else (shape,)
+        n = 1
+        for s in shape:
+            n *= s
+        v = self.words64(n).reshape(shape)
+        return v if bits == 64 else v & ((1 << bits) - 1)
+
+    def bits(self, shape) -> torch.Tensor:
+        return self.ring(shape, 1)
+
+    def blocks(self, shape) -> torch.Tensor:
+        """Uniform 128-bit blocks, shape + (2,)."""
+        shape = tuple(shape) if not isinstance(shape, int) else (shape,)
+        return self.ring(shape + (2,), 64)
