@@ -1,0 +1,12 @@
+"""Key storage: one party's FSS keys as a sequence of chunks, one per gate, used once.
+
+`KeyFileWriter` / `KeyFileReader`: versioned, checksummed, memory-mapped key files (layout in
+docs/keyfiles.md).  `MemoryKeys`: the same add/next API in memory.  Both readers hand out chunks
+in order with `next(op) -> memoryview` or `next_tensor(op, dtype) -> torch.Tensor`."""
+from suf.keys.format import ChunkInfo, KeyFileError, sigma_padded_size
+from suf.keys.keyfile import (KeyFileInfo, KeyFileReader, KeyFileWriter, inspect_key_file,
+                              new_dealing_id)
+from suf.keys.memory import MemoryKeys
+
+__all__ = ["ChunkInfo", "KeyFileError", "KeyFileInfo", "KeyFileReader", "KeyFileWriter",
+           "MemoryKeys", "inspect_key_file", "new_dealing_id", "sigma_padded_size"]
