@@ -1,0 +1,373 @@
+"""The two-party transport: raw bytes over one TCP connection (or a socketpair in tests).
+
+P0 (the model owner) listens, P1 (the client) connects; after a handshake the stream carries
+only payload bytes, no framing: both parties know every message's size from the protocol.
+An exchange is symmetric and full duplex: each side sends its packed share while it receives the
+peer's, with non-blocking I/O on one thread (SIGMA's `exchangeShares` sends on a second thread).
+Counters go to `Transport.stats` (see stats.py); the rules are in docs/transport.md.
+
+A Transport is used by one thread at a time.  Every blocking call fails with `PeerError` after
+`timeout` seconds without progress (no byte moving either way), and a transport that failed once
+refuses further calls, since the two byte streams are no longer in step.
+"""
+from __future__ import annotations
+
+import json
+import selectors
+import socket
+import struct
+import threading
+import time
+from collections.abc import Mapping
+
+import torch
+
+from suf.net.stats import Stats
+from suf.ring import pack, unpack
+
+PROTOCOL = "suf.net"
+VERSION = 1
+MAGIC = b"SUFN"
+DEFAULT_TIMEOUT = 60.0
+MAX_HELLO_BYTES = 1 << 16
+_RETRY_S = 0.05  # pause between connection attempts
+
+
+class PeerError(ConnectionError):
+    """The peer could not be reached, closed the connection, died, or stalled past the timeout."""
+
+
+class HandshakeError(ValueError):
+    """The parties' hello records disagree (version, dealing, model, party id)."""
+
+
+class Transport:
+    """One party's end of the connection; build it with `listen`, `connect` or `local_pair`."""
+
+    def __init__(self, sock: socket.socket, party: int, timeout: float = DEFAULT_TIMEOUT):
+        _check_party(party)
+        self.party = party
+        self.timeout = timeout  # seconds a blocking call may go without progress
+        self.stats = Stats()
+        self.peer_hello: dict | None = None
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        self._sock: socket.socket | None = sock
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(sock, selectors.EVENT_READ)
+        self._failed: str | None = None
+        self._pinned: dict[str, torch.Tensor] = {}
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        _check_timeout(value)
+        self._timeout = float(value)
+
+    # -- opening ---------------------------------------------------------------------------------
+    @classmethod
+    def listen(cls, host: str, port: int, party: int = 0, hello: Mapping | None = None,
+               timeout: float = DEFAULT_TIMEOUT) -> "Transport":
+        """Wait up to `timeout` s for the peer to connect on host:port, then shake hands."""
+        record = _hello_record(party, hello)
+        _check_timeout(timeout)
+        with socket.create_server((host, port)) as server:
+            server.settimeout(timeout)
+            try:
+                sock, _ = server.accept()
+            except socket.timeout:
+                raise PeerError(f"no peer connected to {host}:{port} within {timeout:g} s") from None
+        return cls._open(sock, record, timeout)
+
+    @classmethod
+    def connect(cls, host: str, port: int, party: int = 1, hello: Mapping | None = None,
+                timeout: float = DEFAULT_TIMEOUT) -> "Transport":
+        """Connect to host:port, retrying until `timeout` s (the peer may not listen yet)."""
+        record = _hello_record(party, hello)
+        _check_timeout(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                sock = socket.create_connection(
+                    (host, port), timeout=max(deadline - time.monotonic(), _RETRY_S))
+                break
+            except OSError as e:
+                if time.monotonic() + _RETRY_S >= deadline:
+                    raise PeerError(f"could not connect to {host}:{port} within {timeout:g} s "
+                                    f"(last error: {e})") from e
+                time.sleep(_RETRY_S)
+        return cls._open(sock, record, timeout)
+
+    @classmethod
+    def _open(cls, sock: socket.socket, record: dict, timeout: float) -> "Transport":
+        t = cls(sock, record["party"], timeout)
+        try:
+            t._handshake(record)
+        except BaseException:
+            t.close()
+            raise
+        return t
+
+    def _handshake(self, record: dict) -> None:
+        """Swap hello records (magic, u32 length, JSON) and refuse any difference."""
+        body = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+        with self.stats.scope(op="handshake", phase="setup"):
+            head = bytearray(8)
+            dt = self._io(memoryview(MAGIC + struct.pack("<I", len(body))), memoryview(head),
+                          "handshake header")
+            self.stats.record(sent=8, recv=8, exchanges=1, comm_s=dt)
+            if head[:4] != MAGIC:
+                raise HandshakeError(f"the peer is not a suf transport: it sent {bytes(head)!r}, "
+                                     f"expected the magic {MAGIC!r}")
+            (size,) = struct.unpack("<I", head[4:])
+            if size > MAX_HELLO_BYTES:
+                raise HandshakeError(f"the peer's hello record has {size} bytes, more than "
+                                     f"{MAX_HELLO_BYTES}")
+            peer_body = bytearray(size)
+            dt = self._io(memoryview(body), memoryview(peer_body), "handshake record")
+            self.stats.record(sent=len(body), recv=size, exchanges=1, comm_s=dt)
+        try:
+            peer = json.loads(peer_body)
+        except ValueError:
+            peer = None
+        if not isinstance(peer, dict):
+            raise HandshakeError("the peer's hello record is not a JSON object")
+        _compare_hello(record, peer)
+        self.peer_hello = peer
+
+    # -- data ------------------------------------------------------------------------------------
+    def exchange(self, buf: torch.Tensor) -> torch.Tensor:
+        """Send `buf` while receiving the peer's buffer of the same size; one exchange.
+
+        `buf` is a 1-D torch.uint8 tensor on any device; the peer's bytes come back on that
+        device (CUDA data moves through pinned host buffers).  An empty exchange moves nothing
+        and is not counted.
+        """
+        _check_buffer(buf, "exchange")
+        n = buf.numel()
+        if n == 0:
+            return torch.empty(0, dtype=torch.uint8, device=buf.device)
+        out = self._host(buf, "out")
+        inp = self._host_empty(n, buf.device, "in")
+        dt = self._io(_view(out), _view(inp), f"exchange of {n} bytes")
+        self.stats.record(sent=n, recv=n, exchanges=1, comm_s=dt)
+        return inp.to(buf.device) if buf.device.type != "cpu" else inp
+
+    def exchange_values(self, x: torch.Tensor, bits: int, type_bytes: int = 8) -> torch.Tensor:
+        """Exchange int64 ring elements packed by SIGMA's rule (`suf.ring.pack`).
+
+        Returns the peer's values, unpacked to x's shape and device, in [0, 2^bits).
+        """
+        if not isinstance(x, torch.Tensor) or x.dtype != torch.int64:
+            raise TypeError(f"exchange_values needs a torch.int64 tensor, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)}")
+        peer = self.exchange(pack(x, bits, type_bytes))
+        return unpack(peer, bits, x.numel(), type_bytes).reshape(x.shape)
+
+    def send(self, buf: torch.Tensor) -> None:
+        """One-way send (setup steps); counts bytes sent, no exchange (see docs/transport.md)."""
+        _check_buffer(buf, "send")
+        n = buf.numel()
+        if n == 0:
+            return
+        dt = self._io(_view(self._host(buf, "out")), memoryview(b""), f"send of {n} bytes")
+        self.stats.record(sent=n, comm_s=dt)
+
+    def recv(self, nbytes: int, device: str | torch.device = "cpu") -> torch.Tensor:
+        """One-way receive of exactly `nbytes` bytes; counts them and one exchange."""
+        if not isinstance(nbytes, int) or isinstance(nbytes, bool) or nbytes < 0:
+            raise ValueError(f"recv needs a byte count >= 0, got {nbytes!r}")
+        device = torch.device(device)
+        if nbytes == 0:
+            return torch.empty(0, dtype=torch.uint8, device=device)
+        inp = self._host_empty(nbytes, device, "in")
+        dt = self._io(memoryview(b""), _view(inp), f"receive of {nbytes} bytes")
+        self.stats.record(recv=nbytes, exchanges=1, comm_s=dt)
+        return inp.to(device) if device.type != "cpu" else inp
+
+    def sync(self) -> None:
+        """A one-byte round trip (both send 0x01, both receive it); counted as a sync."""
+        got = bytearray(1)
+        dt = self._io(memoryview(b"\x01"), memoryview(got), "sync")
+        if got != b"\x01":
+            self._failed = f"sync received {bytes(got)!r}"
+            raise PeerError(f"sync in {self.stats.where()}: the peer sent {bytes(got)!r} instead "
+                            f"of the sync byte 0x01; the parties are out of step")
+        self.stats.record(sent=1, recv=1, syncs=1, comm_s=dt)
+
+    # -- plumbing --------------------------------------------------------------------------------
+    def _io(self, out: memoryview, inp: memoryview, what: str) -> float:
+        """Send all of `out` while filling all of `inp`; returns the seconds it took."""
+        if self._sock is None:
+            raise PeerError(f"{what}: the transport is closed")
+        if self._failed is not None:
+            raise PeerError(f"{what}: the transport failed earlier ({self._failed})")
+        sock, sel = self._sock, self._sel
+        sent = got = 0
+        start = last = time.monotonic()
+
+        def error(reason: str) -> PeerError:
+            self._failed = reason
+            return PeerError(f"{what} in {self.stats.where()}: {reason} (sent {sent} of {len(out)} "
+                             f"bytes, received {got} of {len(inp)} expected)")
+
+        while sent < len(out) or got < len(inp):
+            wait = self.timeout - (time.monotonic() - last)
+            if wait <= 0:
+                raise error(f"no progress for {self.timeout:g} s, the peer stalled")
+            sel.modify(sock, (selectors.EVENT_WRITE if sent < len(out) else 0)
+                       | (selectors.EVENT_READ if got < len(inp) else 0))
+            for _, events in sel.select(wait):
+                n = -1
+                try:
+                    if events & selectors.EVENT_WRITE:
+                        sent += sock.send(out[sent:])
+                        last = time.monotonic()
+                    if events & selectors.EVENT_READ:
+                        n = sock.recv_into(inp[got:])
+                        got += n
+                        last = time.monotonic()
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as e:
+                    raise error(f"the connection to the peer broke ({e})") from e
+                if n == 0:
+                    raise error("the peer closed the connection")
+        return time.monotonic() - start
+
+    def _host(self, buf: torch.Tensor, slot: str) -> torch.Tensor:
+        """buf in contiguous host memory (pinned staging for device tensors)."""
+        if buf.device.type == "cpu":
+            return buf.contiguous()
+        staged = self._staging(slot, buf.numel())
+        staged.copy_(buf)
+        return staged
+
+    def _host_empty(self, n: int, device: torch.device, slot: str) -> torch.Tensor:
+        if device.type == "cpu":
+            return torch.empty(n, dtype=torch.uint8)
+        return self._staging(slot, n)
+
+    def _staging(self, slot: str, n: int) -> torch.Tensor:
+        """A reusable pinned host buffer of at least n bytes (grown by doubling)."""
+        buf = self._pinned.get(slot)
+        if buf is None or buf.numel() < n:
+            size = max(n, 2 * buf.numel()) if buf is not None else n
+            buf = self._pinned[slot] = torch.empty(size, dtype=torch.uint8, pin_memory=True)
+        return buf[:n]
+
+    # -- closing ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection (idempotent); the peer's next blocking call raises PeerError."""
+        if self._sock is not None:
+            self._sel.close()
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> "Transport":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def local_pair(hello: Mapping | None = None,
+               timeout: float = DEFAULT_TIMEOUT) -> tuple[Transport, Transport]:
+    """(P0, P1) joined by a socketpair, for tests: drive each from its own thread.
+
+    Same byte path and handshake as TCP (both parties use the same hello).
+    """
+    records = [_hello_record(p, hello) for p in (0, 1)]
+    _check_timeout(timeout)
+    socks = socket.socketpair()
+    pair = (Transport(socks[0], 0, timeout), Transport(socks[1], 1, timeout))
+    errors: list[BaseException] = []
+
+    def shake(t: Transport, record: dict) -> None:
+        try:
+            t._handshake(record)
+        except BaseException as e:  # re-raised below, after both sides finished
+            errors.append(e)
+            t.close()
+
+    helper = threading.Thread(target=shake, args=(pair[1], records[1]))
+    helper.start()
+    shake(pair[0], records[0])
+    helper.join()
+    if errors:
+        for t in pair:
+            t.close()
+        raise errors[0]
+    return pair
+
+
+# -- hello records -------------------------------------------------------------------------------
+def _hello_record(party: int, hello: Mapping | None) -> dict:
+    """The JSON record a party sends: protocol, version, party id, and the caller's fields."""
+    _check_party(party)
+    hello = {} if hello is None else hello
+    if not isinstance(hello, Mapping):
+        raise TypeError(f"hello must be a mapping of str to JSON values, got {type(hello).__name__}")
+    for key in hello:
+        if not isinstance(key, str):
+            raise TypeError(f"hello keys must be str, got {key!r}")
+        if key in ("protocol", "version", "party"):
+            raise ValueError(f"hello field {key!r} is set by the transport itself")
+    record = {"protocol": PROTOCOL, "version": VERSION, "party": party, **hello}
+    try:
+        size = len(json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"hello must hold only JSON values: {e}") from e
+    if size > MAX_HELLO_BYTES:
+        raise ValueError(f"hello record of {size} bytes exceeds {MAX_HELLO_BYTES}")
+    # the record the peer will parse: tuples become lists, so compare like with like
+    return json.loads(json.dumps(record))
+
+
+def _compare_hello(ours: dict, peer: dict) -> None:
+    """Raise HandshakeError naming the first field that differs (party ids must differ)."""
+    missing = object()
+
+    def check(key: str) -> None:
+        a, b = ours.get(key, missing), peer.get(key, missing)
+        if a != b:
+            show = lambda v: "(absent)" if v is missing else json.dumps(v)  # noqa: E731
+            raise HandshakeError(f"handshake mismatch in field {key!r}: this party (P{ours['party']})"
+                                 f" has {show(a)}, the peer has {show(b)}")
+
+    check("protocol")
+    check("version")
+    if peer.get("party") == ours["party"]:
+        raise HandshakeError(f"handshake: both parties claim party id {ours['party']}")
+    if peer.get("party") != 1 - ours["party"]:
+        raise HandshakeError(f"handshake: the peer claims party id {peer.get('party')!r}")
+    for key in sorted((set(ours) | set(peer)) - {"protocol", "version", "party"}):
+        check(key)
+
+
+# -- checks --------------------------------------------------------------------------------------
+def _check_party(party) -> None:
+    if party not in (0, 1) or isinstance(party, bool):
+        raise ValueError(f"party must be 0 or 1, got {party!r}")
+
+
+def _check_timeout(timeout) -> None:
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+
+
+def _check_buffer(buf, what: str) -> None:
+    if not isinstance(buf, torch.Tensor) or buf.dtype != torch.uint8:
+        raise TypeError(f"{what} needs a torch.uint8 tensor, got "
+                        f"{getattr(buf, 'dtype', type(buf).__name__)}")
+    if buf.dim() != 1:
+        raise ValueError(f"{what} needs a 1-D byte buffer, got shape {tuple(buf.shape)}")
+
+
+def _view(t: torch.Tensor) -> memoryview:
+    """A writable byte view of a contiguous CPU uint8 tensor (no copy)."""
+    return memoryview(t.numpy()).cast("B")
