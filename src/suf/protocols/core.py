@@ -1,0 +1,171 @@
+"""The glue every gate uses: the dealer's and a party's view of a gate's key, and opening values.
+
+A gate module has three functions (DESIGN.md): ``keygen(dealer, r_in, ...) -> r_out`` walks masks
+and writes both parties' keys, ``eval(party, x_hat, ...) -> y_hat`` walks masked values with one
+party's key and the transport, and ``reference(x, ...) -> y`` is the cleartext fixed-point function.
+
+Keys are byte strings, one per gate and party, built part by part with `KeyBuilder` and read back
+in the same order with `KeyParser`.  Ring words are written as little-endian |T|-byte integers and
+bit vectors as SIGMA's packed 32-bit words, so a gate's key payload has SIGMA's byte count.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Protocol
+
+import torch
+
+from suf.prg import Stream
+from suf.ring import low_mask, pack, packed_size, unpack
+
+INT64 = torch.int64
+
+
+class KeySink(Protocol):
+    def add(self, op: str, shape: tuple, payload) -> None: ...
+
+
+class KeySource(Protocol):
+    def next(self, op: str): ...
+
+
+# -- key (de)serialisation --------------------------------------------------------------------
+class KeyBuilder:
+    """Appends the parts of one party's key for one gate."""
+
+    def __init__(self):
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def _add(self, b: bytes) -> "KeyBuilder":
+        self.parts.append(b)
+        self.size += len(b)
+        return self
+
+    def words(self, x: torch.Tensor, type_bytes: int = 8) -> "KeyBuilder":
+        """Ring elements as little-endian `type_bytes`-byte words (SIGMA writes full words)."""
+        return self._add(pack(x, 8 * type_bytes, type_bytes).cpu().numpy().tobytes())
+
+    def bits(self, x: torch.Tensor) -> "KeyBuilder":
+        """A vector of bits packed 32 to a word (SIGMA's `writeShares` for bw = 1)."""
+        return self._add(pack(x & 1, 1).cpu().numpy().tobytes())
+
+    def raw(self, b: bytes) -> "KeyBuilder":
+        return self._add(bytes(b))
+
+    def tobytes(self) -> bytes:
+        return b"".join(self.parts)
+
+
+class KeyParser:
+    """Reads back the parts written by `KeyBuilder`, in the same order, onto a device."""
+
+    def __init__(self, payload, device="cpu", what: str = "key"):
+        self.buf = memoryview(payload).cast("B")
+        self.pos = 0
+        self.device = torch.device(device)
+        self.what = what
+
+    def _take(self, n: int) -> memoryview:
+        if self.pos + n > len(self.buf):
+            raise ValueError(f"{self.what}: key too short ({len(self.buf)} bytes, "
+                             f"needs more than {self.pos + n})")
+        b = self.buf[self.pos: self.pos + n]
+        self.pos += n
+        return b
+
+    def _tensor(self, n: int) -> torch.Tensor:
+        raw = self._take(n)
+        t = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if n else torch.empty(0, dtype=torch.uint8)
+        return t.to(self.device)
+
+    def words(self, count: int, type_bytes: int = 8) -> torch.Tensor:
+        return unpack(self._tensor(count * type_bytes), 8 * type_bytes, count, type_bytes)
+
+    def bits(self, count: int) -> torch.Tensor:
+        return unpack(self._tensor(packed_size(1, count)), 1, count)
+
+    def raw(self, n: int) -> bytes:
+        return bytes(self._take(n))
+
+    def done(self) -> None:
+        if self.pos != len(self.buf):
+            raise ValueError(f"{self.what}: {len(self.buf) - self.pos} unread key bytes "
+                             "(key made for another gate or shape)")
+
+
+# -- the dealer -------------------------------------------------------------------------------
+class Dealer:
+    """Walks a computation on masks and writes both parties' keys.
+
+    All randomness comes from `stream` (a ChaCha12 stream keyed from the OS CSPRNG in real use), so
+    a dealing is reproducible from its stream key on any device.
+    """
+
+    def __init__(self, stream: Stream, sinks: tuple, device="cpu"):
+        if len(sinks) != 2:
+            raise ValueError("a dealer writes keys for exactly two parties")
+        self.stream = stream
+        self.sinks = sinks
+        self.device = torch.device(device)
+        self.key_bytes = [0, 0]
+
+    def mask(self, shape, bits: int) -> torch.Tensor:
+        """A fresh uniform mask in Z_{2^bits}."""
+        return self.stream.ring(shape, bits).to(self.device)
+
+    def share(self, value: torch.Tensor, bits: int):
+        """Additive shares (v0, v1) of value mod 2^bits."""
+        v0 = self.mask(value.shape, bits)
+        return v0, (value - v0) & low_mask(bits)
+
+    def share_bits(self, value: torch.Tensor):
+        """XOR shares of a bit vector."""
+        v0 = self.mask(value.shape, 1)
+        return v0, value ^ v0
+
+    @contextlib.contextmanager
+    def gate(self, op: str, shape) -> Iterator[tuple[KeyBuilder, KeyBuilder]]:
+        """Collects the two keys of one gate and hands them to the sinks on exit."""
+        k0, k1 = KeyBuilder(), KeyBuilder()
+        yield k0, k1
+        for b, (sink, k) in enumerate(zip(self.sinks, (k0, k1))):
+            sink.add(op, tuple(shape), k.tobytes())
+            self.key_bytes[b] += k.size
+
+
+# -- a party ----------------------------------------------------------------------------------
+class Party:
+    """One party's online state: its id, the transport to the peer and its key source."""
+
+    def __init__(self, party: int, transport, keys: KeySource, device="cpu"):
+        if party not in (0, 1):
+            raise ValueError(f"party must be 0 or 1, got {party!r}")
+        self.id = party
+        self.transport = transport
+        self.keys = keys
+        self.device = torch.device(device)
+
+    def __enter__(self) -> "Party":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.transport.close()
+
+    def key(self, op: str) -> KeyParser:
+        payload = self.keys.next(op)
+        return KeyParser(payload, self.device, what=op)
+
+    def open(self, share: torch.Tensor, bits: int, type_bytes: int = 8) -> torch.Tensor:
+        """Reconstruct (share0 + share1) mod 2^bits: one exchange of packed `bits`-bit values."""
+        share = share & low_mask(bits)
+        peer = self.transport.exchange_values(share, bits, type_bytes)
+        return (share + peer) & low_mask(bits)
+
+    def open_bits(self, share: torch.Tensor) -> torch.Tensor:
+        """Reconstruct share0 XOR share1 of a bit vector: one exchange, 32 bits per word."""
+        share = share & 1
+        return share ^ self.transport.exchange_values(share, 1)
+
+    def scope(self, op: str, layer=None):
+        return self.transport.stats.scope(op=op, layer=layer)
