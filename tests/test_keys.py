@@ -77,7 +77,7 @@ def test_round_trip_many_chunks_and_a_large_one(tmp_path):
         assert torch.equal(got, big)
         w64 = r.next_tensor("words", torch.int64, shape=(1005,))
         assert w64.data_ptr() % 64 == 0 and torch.equal(w64, words)
-        assert torch.equal(r.next_tensor("mv", torch.int32), torch.tensor([1, 2, 3], dtype=torch.int32))
+        assert r.next_tensor("mv", torch.int32).tolist() == [1, 2, 3]
         for op, shape, data in chunks[100:]:
             assert r.next(op) == data
         assert r.remaining == 0 and r.peek() is None and r.position == 203
@@ -299,7 +299,10 @@ def test_op_mismatch_shape_mismatch_and_reading_past_the_end(tmp_path):
 
 # -- in memory ---------------------------------------------------------------------------------
 def test_memory_keys_round_trip_without_copies():
-    keys = MemoryKeys(1, 50, DEAL, MODEL, {"m": 1})
+    meta = {"m": 1, 2: [0.5]}
+    keys = MemoryKeys(1, 50, DEAL, MODEL, meta)
+    meta["m"] = 3
+    assert keys.meta == {"m": 1, "2": [0.5]}  # a JSON copy, as a key file stores it
     t = torch.arange(64, dtype=torch.int64).view(torch.uint8)
     keys.add("a", (2,), b"hello")
     keys.add("b", (8,), t)
@@ -358,6 +361,7 @@ def test_cuda_payloads(tmp_path):
     assert got.device.type == "cuda" and got.data_ptr() == t.data_ptr()
     with pytest.raises(TypeError, match="use next_tensor"):
         keys.next("h")
+    assert torch.equal(keys.next_tensor("h"), t)  # the refused call consumed nothing
     with KeyFileWriter(tmp_path / "k", 0, 50, DEAL, MODEL) as w:
         w.add("g", (1,), t)
     with KeyFileReader(tmp_path / "k", 0) as r:

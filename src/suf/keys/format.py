@@ -61,10 +61,10 @@ def check_meta(meta) -> dict:
     if not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
     try:
-        json.dumps(meta, allow_nan=False)
+        text = json.dumps(meta, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise TypeError(f"meta must be JSON-serialisable (no pickle in key files): {e}") from None
-    return meta
+    return json.loads(text)  # a copy, as a reader will see it
 
 
 def check_op(op) -> str:
@@ -108,8 +108,9 @@ def describe_ids(dealing_id: bytes, model_hash: bytes) -> str:
 # -- the reading API ---------------------------------------------------------------------------
 class ChunkReader:
     """Hands out a fixed sequence of chunks once each, in order.  Subclasses provide `_chunks`
-    (list of ChunkInfo), `_name` (for messages) and `_take(i, info)` (the chunk's bytes as a
-    memoryview or flat uint8 tensor, after any integrity check)."""
+    (list of ChunkInfo), `_name` (for messages) and `_take(i, info, cpu)` (the chunk's bytes as a
+    memoryview or flat uint8 tensor, after any integrity check, on the CPU if `cpu`; it raises
+    rather than hand out a chunk it cannot)."""
 
     _chunks: list
     _name: str
@@ -131,7 +132,7 @@ class ChunkReader:
         self._check_open()
         return self._chunks[self._pos] if self._pos < len(self._chunks) else None
 
-    def _advance(self, op: str, shape) -> object:
+    def _advance(self, op: str, shape, cpu: bool) -> object:
         self._check_open()
         check_op(op)
         i = self._pos
@@ -145,19 +146,14 @@ class ChunkReader:
         if shape is not None and tuple(shape) != info.shape:
             raise KeyFileError(f"{self._name}: chunk {i} ({op}) is for input shape {info.shape}, "
                                f"expected {tuple(shape)}")
-        data = self._take(i, info)
+        data = self._take(i, info, cpu)
         self._pos = i + 1
         return data
 
     def next(self, op: str, shape=None) -> memoryview:
         """The next chunk's bytes, checking its op signature (and input shape, if given)."""
-        data = self._advance(op, shape)
-        if isinstance(data, torch.Tensor):
-            if data.device.type != "cpu":
-                raise TypeError(f"{self._name}: chunk {self._pos - 1} ({op}) lives on "
-                                f"{data.device}; use next_tensor")
-            return memoryview(data.numpy())
-        return data
+        data = self._advance(op, shape, cpu=True)
+        return memoryview(data.numpy()) if isinstance(data, torch.Tensor) else data
 
     def next_tensor(self, op: str, dtype: torch.dtype = torch.uint8, shape=None) -> torch.Tensor:
         """The next chunk as a flat tensor of `dtype`, without a copy where possible.  A chunk of
@@ -169,7 +165,7 @@ class ChunkReader:
         if info is not None and info.op == op and info.nbytes % item:
             raise KeyFileError(f"{self._name}: chunk {self._pos} ({op}) has {info.nbytes} bytes, "
                                f"not a whole number of {dtype} elements")
-        data = self._advance(op, shape)
+        data = self._advance(op, shape, cpu=False)
         if isinstance(data, torch.Tensor):
             if data.storage_offset() % item:
                 data = data.clone()

@@ -96,9 +96,10 @@ class KeyFileWriter:
         if isinstance(buf, torch.Tensor):
             buf = memoryview(buf.cpu().numpy())
         self._write(bytes(-self._pos % ALIGN))
-        self._chunks.append({"op": op, "shape": list(shape), "offset": self._pos,
-                             "length": buf.nbytes, "blake2b": _digest(buf).hex()})
+        entry = {"op": op, "shape": list(shape), "offset": self._pos, "length": buf.nbytes,
+                 "blake2b": _digest(buf).hex()}
         self._write(buf)
+        self._chunks.append(entry)
         self.payload_bytes += buf.nbytes
         return len(self._chunks) - 1
 
@@ -315,7 +316,7 @@ class KeyFileReader(ChunkReader):
     payload_bytes = property(lambda self: self.info.payload_bytes)
     overhead_bytes = property(lambda self: self.info.overhead_bytes)
 
-    def _take(self, i: int, info: ChunkInfo) -> memoryview:
+    def _take(self, i: int, info: ChunkInfo, cpu: bool) -> memoryview:
         view = self._view[info.offset:info.offset + info.nbytes]
         if _digest(view) != info.checksum:
             raise KeyFileError(f"{self._name}: chunk {i} ({info.op}) is damaged (checksum "

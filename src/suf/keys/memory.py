@@ -83,6 +83,9 @@ class MemoryKeys(ChunkReader):
         if not self._used_at_ns:
             raise KeyFileError(f"{self._name} are not open: call open(party) first")
 
-    def _take(self, i: int, info: ChunkInfo) -> torch.Tensor:
+    def _take(self, i: int, info: ChunkInfo, cpu: bool) -> torch.Tensor:
+        if cpu and self._data[i].device.type != "cpu":
+            raise TypeError(f"{self._name}: chunk {i} ({info.op}) lives on {self._data[i].device};"
+                            " use next_tensor")
         data, self._data[i] = self._data[i], None  # one-time: the store lets go of it
         return data
