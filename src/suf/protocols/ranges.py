@@ -38,7 +38,7 @@ class RangeViolation(ValueError):
         self.value = value
         self.bound = bound
         where = f"{op} [{layer}]" if layer else op
-        super().__init__(f"{where}: element {index} = {value} is outside the valid range "
+        super().__init__(f"{where}: element {index} = {_fmt(value)} is outside the valid range "
                          f"[{_fmt(bound[0])}, {_fmt(bound[1])})")
 
 
