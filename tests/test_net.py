@@ -189,6 +189,8 @@ def test_bad_input():
         with pytest.raises(ValueError, match="timeout"):
             t0.timeout = 0
         assert t0.stats.total().exchanges == 2  # nothing was counted by the refused calls
+        both(t0.sync, t1.sync)  # still in step
+        assert t0.stats.total().syncs == 1 and t0.stats.total().exchanges == 2
     with pytest.raises(PeerError, match="closed"):
         t0.sync()
     with pytest.raises(ValueError, match="party"):
@@ -266,7 +268,7 @@ def test_tcp_nobody_listening():
     start = time.monotonic()
     with pytest.raises(PeerError, match=f"could not connect to 127.0.0.1:{port} within 1 s"):
         Transport.connect("127.0.0.1", port, timeout=1)
-    assert 0.9 < time.monotonic() - start < 1 + SLACK
+    assert 1 <= time.monotonic() - start < 1 + SLACK
 
 
 def test_tcp_nobody_connects_and_foreign_peers():
@@ -288,7 +290,11 @@ def test_tcp_nobody_connects_and_foreign_peers():
                     time.sleep(0.02)
             with s:
                 s.sendall(payload)
-                time.sleep(1.5)
+                try:
+                    while s.recv(100):  # until the listener hangs up
+                        pass
+                except ConnectionResetError:  # it hung up on unread bytes
+                    pass
         return run
 
     # something that is not a suf transport

@@ -96,10 +96,11 @@ class Transport:
                     (host, port), timeout=max(deadline - time.monotonic(), _RETRY_S))
                 break
             except OSError as e:
-                if time.monotonic() + _RETRY_S >= deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise PeerError(f"could not connect to {host}:{port} within {timeout:g} s "
                                     f"(last error: {e})") from e
-                time.sleep(_RETRY_S)
+                time.sleep(min(_RETRY_S, left))
         return cls._open(sock, record, timeout)
 
     @classmethod
