@@ -109,6 +109,7 @@ class Dealer:
         self.sinks = sinks
         self.device = torch.device(device)
         self.key_bytes = [0, 0]
+        self.sigma_header_bytes = 0
 
     def mask(self, shape, bits: int) -> torch.Tensor:
         """A fresh uniform mask in Z_{2^bits}."""
@@ -125,13 +126,26 @@ class Dealer:
         return v0, value ^ v0
 
     @contextlib.contextmanager
-    def gate(self, op: str, shape) -> Iterator[tuple[KeyBuilder, KeyBuilder]]:
-        """Collects the two keys of one gate and hands them to the sinks on exit."""
+    def gate(self, op: str, shape,
+             sigma_header: int = 0) -> Iterator[tuple[KeyBuilder, KeyBuilder]]:
+        """Collects the two keys of one gate and hands them to the sinks on exit.
+
+        sigma_header: the bytes of per-call headers SIGMA writes into its key for this gate (ints
+        such as bitwidths and counts).  Our payload leaves them out; they are tallied apart so that
+        payload + headers can be compared with SIGMA's key sizes (sigma_cost_model.py).
+        """
         k0, k1 = KeyBuilder(), KeyBuilder()
         yield k0, k1
+        self.sigma_header_bytes += sigma_header
         for b, (sink, k) in enumerate(zip(self.sinks, (k0, k1))):
             sink.add(op, tuple(shape), k.tobytes())
             self.key_bytes[b] += k.size
+
+
+def sigma_dpf_header(bits: int) -> int:
+    """SIGMA's header of one batch of DPF/comparison keys: 8 B for a truth table (bits <= 7),
+    else 12 B for the batch and 12 B for its single sub-batch (sigma_spec §2.2)."""
+    return 8 if bits <= 7 else 24
 
 
 # -- a party ----------------------------------------------------------------------------------
