@@ -256,8 +256,8 @@ def main() -> None:
     ap.add_argument("--md", type=Path, default=ROOT / "docs/reference_accuracy.md")
     args = ap.parse_args()
     commit = _git("rev-parse", "--short", "HEAD")
-    if _git("status", "--porcelain", "--", "src/suf/protocols", "benchmarks/reference_accuracy.py"):
-        commit += " (with uncommitted changes to the references)"
+    if _git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks"):
+        commit += " + uncommitted changes"
     res = {
         "benchmark": "accuracy of the SIGMA fixed-point references (suf.protocols) vs float64",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
