@@ -341,6 +341,8 @@ def test_bad_inputs():
                             torch.zeros(4, dtype=torch.int64), 50)
     with pytest.raises(ValueError, match="row width"):
         tables.rsqrt(0)
+    with pytest.raises(ValueError, match="count"):
+        reference_softmax_max(torch.zeros(2, 3, dtype=torch.int64), 50, torch.tensor([1, 4]))
 
 
 # -- CUDA ------------------------------------------------------------------------------------

@@ -39,9 +39,18 @@ def reference_softmax_max(x: torch.Tensor, n: int, count: torch.Tensor | None = 
     ring_input(x, n, min_bits=GATE_MIN_BITS)
     r = Ring(reduced_bits(n))
     sign_bit = reduced_bits(n) - 2  # MSB of the (n-f+1)-bit comparison
+    width = x.shape[-1] if x.dim() else 0
+    if width < 1:
+        raise ValueError("the max needs rows of at least one entry on the last axis")
+    if count is None:
+        cnt = torch.full(x.shape[:-1], width, dtype=torch.int64, device=x.device)
+    else:
+        if not isinstance(count, torch.Tensor) or count.shape != x.shape[:-1]:
+            raise ValueError(f"count must be a tensor of shape {tuple(x.shape[:-1])}")
+        cnt = count.to(device=x.device, dtype=torch.int64)
+        if bool(((cnt < 1) | (cnt > width)).any()):
+            raise ValueError(f"every count must lie in [1, {width}]")
     cur = r.wrap(x)
-    cnt = torch.full(x.shape[:-1], x.shape[-1], dtype=torch.int64, device=x.device) \
-        if count is None else count.to(torch.int64)
     while cur.shape[-1] > 1:
         if cur.shape[-1] % 2:
             cur = torch.nn.functional.pad(cur, (0, 1))
