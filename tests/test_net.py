@@ -186,6 +186,8 @@ def test_bad_input():
             t0.exchange_values(torch.zeros(3, dtype=torch.int64), 13, type_bytes=1)
         with pytest.raises(ValueError, match="byte count"):
             t0.recv(-1)
+        with pytest.raises(TypeError, match="byte count"):
+            t0.recv(2.0)
         with pytest.raises(ValueError, match="timeout"):
             t0.timeout = 0
         assert t0.stats.total().exchanges == 2  # nothing was counted by the refused calls

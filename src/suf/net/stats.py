@@ -113,7 +113,7 @@ class Stats:
         self._stack.append(node)
         start = time.perf_counter()
         try:
-            yield node
+            yield
         finally:
             node.wall_s += time.perf_counter() - start
             self._stack.pop()

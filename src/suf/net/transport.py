@@ -180,8 +180,10 @@ class Transport:
 
     def recv(self, nbytes: int, device: str | torch.device = "cpu") -> torch.Tensor:
         """One-way receive of exactly `nbytes` bytes; counts them and one exchange."""
-        if not isinstance(nbytes, int) or isinstance(nbytes, bool) or nbytes < 0:
-            raise ValueError(f"recv needs a byte count >= 0, got {nbytes!r}")
+        if not isinstance(nbytes, int) or isinstance(nbytes, bool):
+            raise TypeError(f"recv needs an int byte count, got {type(nbytes).__name__}")
+        if nbytes < 0:
+            raise ValueError(f"recv needs a byte count >= 0, got {nbytes}")
         device = torch.device(device)
         if nbytes == 0:
             return torch.empty(0, dtype=torch.uint8, device=device)
@@ -210,6 +212,7 @@ class Transport:
         sock, sel = self._sock, self._sel
         sent = got = 0
         start = last = time.monotonic()
+        watching = sel.get_key(sock).events
 
         def error(reason: str) -> PeerError:
             self._failed = reason
@@ -220,8 +223,11 @@ class Transport:
             wait = self.timeout - (time.monotonic() - last)
             if wait <= 0:
                 raise error(f"no progress for {self.timeout:g} s, the peer stalled")
-            sel.modify(sock, (selectors.EVENT_WRITE if sent < len(out) else 0)
-                       | (selectors.EVENT_READ if got < len(inp) else 0))
+            wanted = ((selectors.EVENT_WRITE if sent < len(out) else 0)
+                      | (selectors.EVENT_READ if got < len(inp) else 0))
+            if wanted != watching:
+                watching = wanted
+                sel.modify(sock, wanted)
             for _, events in sel.select(wait):
                 n = -1
                 try:
