@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 
 from suf.protocols import tables
-from suf.protocols.gelu import reference_relu_minus_lut
+from suf.protocols.gelu import (eval_relu_minus_lut, keygen_relu_minus_lut,
+                                 reference_relu_minus_lut)
 
 
 # ================================================================================================
@@ -20,3 +21,17 @@ def reference_silu(x: torch.Tensor, n: int, *, layer: str | None = None,
     """
     return reference_relu_minus_lut(x, n, 10, tables.relu_sub_silu(10, 6, tables.SCALE), "silu",
                                     layer=layer, violations=violations)
+
+
+# ================================================================================================
+# secure protocol (sigma_spec §3.7: the GeLU gadget with a 10-bit clip, u16 mux, 10-bit LUT)
+# ================================================================================================
+def keygen(dealer, r_in: torch.Tensor, n: int, op: str = "silu") -> torch.Tensor:
+    """Keys of SIGMA's SiLU for inputs masked with r_in (Z_{2^n}); returns the output mask."""
+    return keygen_relu_minus_lut(dealer, r_in, n, 10, op)
+
+
+def eval(party, x_hat: torch.Tensor, n: int, op: str = "silu") -> torch.Tensor:
+    """The opened masked SiLU(x) + r_out; equals reference_silu(x, n) on its valid range."""
+    return eval_relu_minus_lut(party, x_hat, n, 10,
+                               tables.relu_sub_silu(10, 6, tables.SCALE), op)
