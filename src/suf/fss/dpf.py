@@ -93,8 +93,8 @@ class DPFKey:
     def device(self) -> torch.device:
         return self.seed.device
 
-    def __getitem__(self, idx: slice) -> "DPFKey":
-        """The keys idx (a slice) of the batch."""
+    def __getitem__(self, idx) -> "DPFKey":
+        """The keys idx (a slice or an index tensor) of the batch."""
         return DPFKey(self.n, self.party, self.seed[idx], self.cw[:, idx], self.tr[:, idx],
                       self.leaf[:, idx])
 

@@ -89,8 +89,8 @@ class TableKey:
     def device(self) -> torch.device:
         return self.table.device
 
-    def __getitem__(self, idx: slice) -> "TableKey":
-        """The keys idx (a slice) of the batch."""
+    def __getitem__(self, idx) -> "TableKey":
+        """The keys idx (a slice or an index tensor) of the batch."""
         return TableKey(self.n, self.party, self.kind, self.table[idx])
 
     def to(self, device) -> "TableKey":
