@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import torch
 
-from suf.protocols import tables
+from suf.protocols import lut, mul, relu, select, tables
 from suf.protocols.gelu import GATE_MIN_BITS
 from suf.protocols.ranges import check_bits, check_range, ring_input
-from suf.protocols.truncate import reference_tr_with_slack
-from suf.ring import Ring
+from suf.protocols.truncate import (eval_tr_with_slack, keygen_tr_with_slack,
+                                    reference_tr_with_slack)
+from suf.ring import Ring, low_mask
 
 F = tables.SCALE
 CLIP = (1 << 16) - 1  # nExp clips max - x at 16.0 (e^-16 is below one ULP at scale 12)
@@ -140,3 +141,232 @@ def reference_softmax(x: torch.Tensor, n: int, *, causal: bool = False, layer: s
     inv = reference_inverse(s, n, length)
     return reference_tr_with_slack(ring.wrap(e * inv.unsqueeze(-1)), n, F,
                                    op="softmax normalisation", layer=layer, violations=violations)
+
+
+# ================================================================================================
+# secure protocol (sigma_spec §3.8, `gpuSoftmax`: `gpuMaxpool`, `gpuNExp`, `gpuInverse`)
+# ================================================================================================
+# Every step runs on the rows packed one after the other in a flat vector: a full row has L
+# entries, causal row i of an (L, L) block only its i + 1 entries j <= i (SIGMA's packed lower
+# triangle); the rest of a causal block is output as 0 with mask 0.  Masks and masked values go
+# through the same public index arithmetic, so `keygen` and `eval` mirror each other step by step.
+# Exchanges: 2 per tournament level (ceil(log2 L) levels), nExp 13, inverse 5, normalise 3
+# (35 at L = 128), each one for all rows of the tensor.
+
+class _Rows:
+    """The packing of a softmax input of `shape` into rows: `counts` (R,) entries per row, `row`
+    (P,) the row of each packed entry, `length` L the row length."""
+
+    def __init__(self, shape, causal: bool, device):
+        if len(shape) < 1 or shape[-1] < 1:
+            raise ValueError("softmax needs rows of at least one entry on the last axis")
+        self.shape, self.length = tuple(shape), shape[-1]
+        L, dev = self.length, torch.device(device)
+        rows = int(torch.Size(shape[:-1]).numel())
+        self.tri = None
+        if causal:
+            if len(shape) < 2 or shape[-2] != L:
+                raise ValueError(f"causal softmax needs square (..., L, L) blocks, got shape "
+                                 f"{tuple(shape)}")
+            idx = torch.arange(L, device=dev)
+            self.tri = idx.unsqueeze(-1) >= idx  # j <= i
+            self.counts = (idx + 1).repeat(rows // L)
+        else:
+            self.counts = torch.full((rows,), L, dtype=torch.int64, device=dev)
+        self.row = torch.repeat_interleave(torch.arange(rows, device=dev), self.counts)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(-1) if self.tri is None else x[..., self.tri].reshape(-1)
+
+    def unpack(self, v: torch.Tensor) -> torch.Tensor:
+        if self.tri is None:
+            return v.view(self.shape)
+        out = torch.zeros(self.shape, dtype=v.dtype, device=v.device)
+        out[..., self.tri] = v.view(self.shape[:-2] + (-1,))
+        return out
+
+    def sums(self, v: torch.Tensor, bits: int) -> torch.Tensor:
+        """Per-row sums mod 2^bits (local on masked values and on masks)."""
+        out = torch.zeros(self.counts.shape, dtype=v.dtype, device=v.device)
+        return out.index_add_(0, self.row, v) & low_mask(bits)
+
+
+def _tournament_level(counts: torch.Tensor):
+    """One level of the max: a row of k candidates (packed, `counts` per row) pairs (2w, 2w+1)
+    for w < ceil(k/2); an odd leftover is paired with itself, a dummy ReLU of 0 as in SIGMA's
+    causal kernel (so causal rows of L = 2^t take H·(L²/2^(i+2) + L/2) ReLUs at level i, full
+    rows H·L·L/2^(i+1)).  Returns the indices (a, b) of the pairs and the new counts."""
+    half = (counts + 1) // 2
+    start = torch.cumsum(counts, 0) - counts
+    row = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), half)
+    w = torch.arange(row.numel(), device=counts.device) - (torch.cumsum(half, 0) - half)[row]
+    a = start[row] + 2 * w
+    return a, start[row] + torch.minimum(2 * w + 1, counts[row] - 1), half
+
+
+def _max_levels(x: torch.Tensor, counts: torch.Tensor) -> int:
+    """The tournament's depth, after checking that `counts` (R,) splits the flat x into rows."""
+    if (not isinstance(counts, torch.Tensor) or counts.dtype != torch.int64 or counts.dim() != 1
+            or counts.numel() == 0):
+        raise ValueError("counts must be a non-empty 1-D int64 tensor of entries per row")
+    if bool((counts < 1).any()) or int(counts.sum()) != x.numel() or x.dim() != 1:
+        raise ValueError(f"counts must be >= 1 and sum to the {x.numel()} entries of the flat "
+                         f"packed rows, got sum {int(counts.sum())}")
+    return tables.ceil_log2(int(counts.max()))
+
+
+def _check_reduced(x: torch.Tensor, n: int, what: str) -> None:
+    check_bits(n, GATE_MIN_BITS)
+    Ring(reduced_bits(n)).check(x, what)
+
+
+def keygen_max(dealer, r_x: torch.Tensor, counts: torch.Tensor, n: int,
+               op: str = "max") -> torch.Tensor:
+    """Keys of the row maxima of packed rows (flat r_x, `counts` entries per row), as
+    reference_softmax_max; returns the (R,) output masks in Z_{2^(n-f+2)}."""
+    ring_input(r_x, n, "r_x", min_bits=GATE_MIN_BITS)
+    levels = _max_levels(r_x, counts)
+    red = reduced_bits(n)
+    dealer.sigma_header_bytes += 4  # SIGMA's maxpool key header
+    cur = r_x & low_mask(red)
+    for _ in range(levels):
+        a, b, counts = _tournament_level(counts)
+        # max = a + ReLU(b - a): DReLU on n-f+1 bits, select on the n-f+2-bit ring
+        r_relu = relu.keygen(dealer, (cur[b] - cur[a]) & low_mask(red), red - 1, red,
+                             op=f"{op}.relu")
+        cur = (cur[a] + r_relu) & low_mask(red)
+    return cur
+
+
+def eval_max(party, x_hat: torch.Tensor, counts: torch.Tensor, n: int,
+             op: str = "max") -> torch.Tensor:
+    """The masked row maxima (R,) in Z_{2^(n-f+2)}; 2 exchanges per level."""
+    ring_input(x_hat, n, "x_hat", min_bits=GATE_MIN_BITS)
+    levels = _max_levels(x_hat, counts)
+    red = reduced_bits(n)
+    cur = x_hat & low_mask(red)
+    for _ in range(levels):
+        a, b, counts = _tournament_level(counts)
+        relu_hat = relu.eval(party, (cur[b] - cur[a]) & low_mask(red), red - 1, red,
+                             op=f"{op}.relu")
+        cur = (cur[a] + relu_hat) & low_mask(red)
+    return cur
+
+
+def keygen_nexp(dealer, r_d: torch.Tensor, n: int, op: str = "nexp") -> torch.Tensor:
+    """Keys of nExp (reference_nexp) for d = max - x masked with r_d in Z_{2^(n-f+2)}; returns
+    the output mask in Z_{2^n}."""
+    _check_reduced(r_d, n, "r_d")
+    red = reduced_bits(n)
+    # clip: c = select(1{d - CLIP < 0}, d - CLIP) + CLIP in u16.  The DReLU gives 1{d - CLIP >= 0}
+    # masked with r_b; keying the select on r_b ^ 1 makes it read the complement.
+    r_b = relu.drelu_keygen(dealer, r_d, red, op=f"{op}.clip.drelu")
+    dealer.sigma_header_bytes += 12  # SIGMA's ReLU key header
+    r_c = select.keygen(dealer, r_b ^ 1, r_d & 0xFFFF, 16, 2, op=f"{op}.clip.select")
+    r_lo = lut.keygen(dealer, r_c & 0xFF, 8, n, op=f"{op}.lsb")
+    r_c1 = keygen_tr_with_slack(dealer, r_c, 16, 8, bits_out=8, type_bytes=1, op=f"{op}.tr")
+    r_hi = lut.keygen(dealer, r_c1, 8, n, op=f"{op}.msb")
+    r_p = mul.keygen(dealer, r_hi, r_lo, n, op=f"{op}.mul")
+    return keygen_tr_with_slack(dealer, r_p, n, F, op=f"{op}.trws")
+
+
+def eval_nexp(party, d_hat: torch.Tensor, n: int, op: str = "nexp") -> torch.Tensor:
+    """The masked e^(-d) at scale 12 in Z_{2^n}; 13 exchanges."""
+    _check_reduced(d_hat, n, "d_hat")
+    red = reduced_bits(n)
+    y = d_hat - CLIP
+    b_hat = relu.drelu_eval(party, y & low_mask(red), red, op=f"{op}.clip.drelu")
+    c = (select.eval(party, b_hat, y & 0xFFFF, 16, 2, op=f"{op}.clip.select") + CLIP) & 0xFFFF
+    lo = lut.eval(party, c & 0xFF, tables.nexp_lsb(device=c.device), 8, n, op=f"{op}.lsb")
+    c1 = eval_tr_with_slack(party, c, 16, 8, bits_out=8, type_bytes=1, op=f"{op}.tr")
+    hi = lut.eval(party, c1, tables.nexp_msb(device=c.device), 8, n, op=f"{op}.msb")
+    p = party.open(mul.share(party, hi, lo, n, op=f"{op}.mul"), n)
+    return eval_tr_with_slack(party, p, n, F, op=f"{op}.trws")
+
+
+def _inverse_params(length: int) -> tuple[int, int, int]:
+    """(table bits, p, index type bytes): q = TrWithSlack(S mod 2^p: p -> bits, 6), in SIGMA's
+    u16 (wider only for tables of more than 16 bits, L > 1024)."""
+    bits = tables.inverse_bits(length)
+    return bits, bits + F - 6, 2 if bits <= 16 else 4
+
+
+def keygen_inverse(dealer, r_s: torch.Tensor, n: int, length: int,
+                   op: str = "inverse") -> torch.Tensor:
+    """Keys of reference_inverse for row sums masked with r_s (Z_{2^n}); returns the output
+    mask in Z_{2^n}."""
+    ring_input(r_s, n, "r_s", min_bits=GATE_MIN_BITS)
+    bits, p, tb = _inverse_params(length)
+    r_q = keygen_tr_with_slack(dealer, r_s & low_mask(p), p, 6, bits_out=bits, type_bytes=tb,
+                               op=f"{op}.tr")
+    return lut.keygen(dealer, r_q, bits, n, op=f"{op}.lut")
+
+
+def eval_inverse(party, s_hat: torch.Tensor, n: int, length: int,
+                 op: str = "inverse") -> torch.Tensor:
+    """The masked 1/S at scale 12 in Z_{2^n}; 5 exchanges."""
+    ring_input(s_hat, n, "s_hat", min_bits=GATE_MIN_BITS)
+    bits, p, tb = _inverse_params(length)
+    q = eval_tr_with_slack(party, s_hat & low_mask(p), p, 6, bits_out=bits, type_bytes=tb,
+                           op=f"{op}.tr")
+    return lut.eval(party, q, tables.inverse(bits, 6, F, device=q.device), bits, n,
+                    op=f"{op}.lut")
+
+
+# SIGMA's windowMul over packed rows: e (P,) times its row's inverse (R,).  Key: <r_e> (P words),
+# <r_inv> (R words), <r_e·r_inv[row] + r_z> (P words); the share is mul.py's Beaver formula with
+# the row operand gathered per entry.
+def _keygen_row_product(dealer, r_e, r_inv, row, n, op):
+    r_z = dealer.mask(r_e.shape, n)
+    with dealer.gate(op, r_e.shape) as (k0, k1):
+        for v in (r_e, r_inv, r_e * r_inv[row] + r_z):
+            s0, s1 = dealer.share(v & low_mask(n), n)
+            k0.words(s0)
+            k1.words(s1)
+    return r_z
+
+
+def _row_product_share(party, e_hat, inv_hat, row, n, op):
+    key = party.key(op)
+    a, b, c = key.words(e_hat.numel()), key.words(inv_hat.numel()), key.words(e_hat.numel())
+    key.done()
+    y = inv_hat[row]
+    s = c - e_hat * b[row] - a * y
+    if party.id == 1:
+        s = s + e_hat * y
+    return s & low_mask(n)
+
+
+def keygen(dealer, r_in: torch.Tensor, n: int, *, causal: bool = False,
+           op: str = "softmax") -> torch.Tensor:
+    """Keys of SIGMA's softmax over the last axis of inputs masked with r_in (Z_{2^n}, scale 12);
+    causal: (..., L, L) blocks, lower triangle only.  Returns the output mask (r_in's shape; 0
+    above the diagonal when causal)."""
+    ring_input(r_in, n, "r_in", min_bits=GATE_MIN_BITS)
+    rows = _Rows(r_in.shape, causal, r_in.device)
+    r_x = rows.pack(r_in)
+    r_m = keygen_max(dealer, r_x, rows.counts, n, op=f"{op}.max")
+    r_e = keygen_nexp(dealer, (r_m[rows.row] - r_x) & low_mask(reduced_bits(n)), n,
+                      op=f"{op}.nexp")
+    r_inv = keygen_inverse(dealer, rows.sums(r_e, n), n, rows.length, op=f"{op}.inverse")
+    r_p = _keygen_row_product(dealer, r_e, r_inv, rows.row, n, op=f"{op}.normalise.mul")
+    return rows.unpack(keygen_tr_with_slack(dealer, r_p, n, F, op=f"{op}.normalise.trws"))
+
+
+def eval(party, x_hat: torch.Tensor, n: int, *, causal: bool = False,
+         op: str = "softmax") -> torch.Tensor:
+    """The opened masked softmax; equals reference_softmax(x, n, causal=causal) on its valid
+    range.  Transfers are counted under the scopes op.max, op.nexp, op.inverse, op.normalise."""
+    ring_input(x_hat, n, "x_hat", min_bits=GATE_MIN_BITS)
+    rows = _Rows(x_hat.shape, causal, x_hat.device)
+    x = rows.pack(x_hat)
+    with party.scope(f"{op}.max"):
+        m = eval_max(party, x, rows.counts, n, op=f"{op}.max")
+    with party.scope(f"{op}.nexp"):
+        e = eval_nexp(party, (m[rows.row] - x) & low_mask(reduced_bits(n)), n, op=f"{op}.nexp")
+    with party.scope(f"{op}.inverse"):
+        inv = eval_inverse(party, rows.sums(e, n), n, rows.length, op=f"{op}.inverse")
+    with party.scope(f"{op}.normalise"):
+        p = party.open(_row_product_share(party, e, inv, rows.row, n, op=f"{op}.normalise.mul"), n)
+        out = eval_tr_with_slack(party, p, n, F, op=f"{op}.normalise.trws")
+    return rows.unpack(out)
