@@ -1,0 +1,296 @@
+"""PRG candidates for the DPF tree expansion, and the fused DPF kernels, in expansions per second.
+
+    PYTHONPATH=src python3 benchmarks/prg_bench.py --out results.json [--commit SHA]
+
+CPU (any machine): ChaCha12 through the torch path (suf.prg.expand); with the `cryptography`
+package also AES-128 keyed by the seed (SIGMA's G: a fresh key schedule per seed, then the left
+and right children), ChaCha20 keyed by the seed (OpenSSL's; the same per-key pattern), and
+fixed-key AES in Matyas-Meyer-Oseas form (one key, ECB over the whole batch of 2N blocks).
+GPU (CUDA and Triton): the standalone expansion kernel (ChaCha8/12/20; it writes all 4 output
+blocks, so it is bound by memory), the torch path on the GPU, tree walks of 57 levels (n = 64
+point evaluation: ChaCha8/12/20 and a table-based AES-128 keyed per seed, both one block per
+level), and the fused kernels at the project's targets (n = 32 comparison over 2^20 elements,
+LUT eval-all, keygen).  GPU times are kernel times from triton.testing.do_bench (CUDA events).
+
+`--check-aes` verifies the Triton AES against `cryptography` (CPU; run it with TRITON_INTERPRET=1
+where there is no GPU) and exits.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+
+import torch
+
+from suf.fss import kernels
+from suf.prg import expand
+
+try:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+except ImportError:
+    Cipher = None
+
+triton = kernels.triton
+if triton is not None:
+    import triton.language as tl
+    from triton.testing import do_bench
+
+
+# -- AES-128 tables (FIPS-197), built from the field arithmetic --------------------------------
+def _xtime(a: int) -> int:
+    return ((a << 1) ^ 0x1B) & 0xFF if a & 0x80 else a << 1
+
+
+def _sbox() -> list:
+    inv = [0] * 256  # multiplicative inverses by brute force over GF(2^8)
+    for a in range(1, 256):
+        for b in range(1, 256):
+            p, x, y = 0, a, b
+            while y:
+                if y & 1:
+                    p ^= x
+                x, y = _xtime(x), y >> 1
+            if p == 1:
+                inv[a] = b
+                break
+    out = []
+    for a in range(256):
+        b, s = inv[a], inv[a]
+        for _ in range(4):
+            b = ((b << 1) | (b >> 7)) & 0xFF
+            s ^= b
+        out.append(s ^ 0x63)
+    return out
+
+
+def aes_tables(device) -> torch.Tensor:
+    """int32 (5, 256): Te0..Te3 (SubBytes+MixColumns per byte, big-endian columns) and S."""
+    S = _sbox()
+    te0 = [(_xtime(s) << 24) | (s << 16) | (s << 8) | (_xtime(s) ^ s) for s in S]
+    rows = [te0] + [[((v >> r) | (v << (32 - r))) & 0xFFFFFFFF for v in te0] for r in (8, 16, 24)]
+    rows.append(S)
+    t = torch.tensor(rows, dtype=torch.int64)
+    return torch.where(t >= 2**31, t - 2**32, t).to(torch.int32).to(device)
+
+
+if triton is not None:
+    @triton.jit
+    def _bswap(w):
+        return ((w >> 24) | ((w >> 8) & 0xFF00) | ((w << 8) & 0xFF0000) | (w << 24))
+
+    @triton.jit
+    def _sb(tab, w, shift: tl.constexpr):
+        """S-box of byte (w >> shift) placed back at `shift`."""
+        return tl.load(tab + 1024 + ((w >> shift) & 0xFF)).to(tl.uint32, bitcast=True) << shift
+
+    @triton.jit
+    def _te(tab, i: tl.constexpr, w, shift: tl.constexpr):
+        return tl.load(tab + 256 * i + ((w >> shift) & 0xFF)).to(tl.uint32, bitcast=True)
+
+    @triton.jit
+    def _aes_child(k0, k1, k2, k3, bit, tab):
+        """AES-128 with key (k0..k3, big-endian words) of the block [2·bit, 0, ..., 0]; the round
+        keys are expanded on the fly (a fresh key schedule per call, as SIGMA's GPU code)."""
+        s0 = k0 ^ (bit << 25)
+        s1 = k1
+        s2 = k2
+        s3 = k3
+        rc = tl.full(k0.shape, 1, tl.uint32)
+        for r in tl.static_range(10):
+            rot = (k3 << 8) | (k3 >> 24)
+            k0 = k0 ^ (_sb(tab, rot, 24) | _sb(tab, rot, 16) | _sb(tab, rot, 8) | _sb(tab, rot, 0)) \
+                ^ (rc << 24)
+            k1 = k1 ^ k0
+            k2 = k2 ^ k1
+            k3 = k3 ^ k2
+            rc = ((rc << 1) ^ tl.where(rc >= 0x80, 0x1B, 0)) & 0xFF
+            if r < 9:
+                t0 = _te(tab, 0, s0, 24) ^ _te(tab, 1, s1, 16) ^ _te(tab, 2, s2, 8) ^ _te(tab, 3, s3, 0)
+                t1 = _te(tab, 0, s1, 24) ^ _te(tab, 1, s2, 16) ^ _te(tab, 2, s3, 8) ^ _te(tab, 3, s0, 0)
+                t2 = _te(tab, 0, s2, 24) ^ _te(tab, 1, s3, 16) ^ _te(tab, 2, s0, 8) ^ _te(tab, 3, s1, 0)
+                t3 = _te(tab, 0, s3, 24) ^ _te(tab, 1, s0, 16) ^ _te(tab, 2, s1, 8) ^ _te(tab, 3, s2, 0)
+            else:
+                t0 = _sb(tab, s0, 24) | _sb(tab, s1, 16) | _sb(tab, s2, 8) | _sb(tab, s3, 0)
+                t1 = _sb(tab, s1, 24) | _sb(tab, s2, 16) | _sb(tab, s3, 8) | _sb(tab, s0, 0)
+                t2 = _sb(tab, s2, 24) | _sb(tab, s3, 16) | _sb(tab, s0, 8) | _sb(tab, s1, 0)
+                t3 = _sb(tab, s3, 24) | _sb(tab, s0, 16) | _sb(tab, s1, 8) | _sb(tab, s2, 0)
+            s0 = t0 ^ k0
+            s1 = t1 ^ k1
+            s2 = t2 ^ k2
+            s3 = t3 ^ k3
+        return s0, s1, s2, s3
+
+    @triton.jit
+    def _aes_walk_kernel(seed_ptr, x_ptr, tab, out_ptr, N, LEVELS: tl.constexpr,
+                         BLOCK: tl.constexpr):
+        """LEVELS steps s <- AES_{s & ~1}(2·bit) along x's bits (a DPF eval without corrections:
+        the PRG cost of the walk), the last block's low word out (bytes as SIGMA: key and output
+        little-endian 128-bit integers)."""
+        key = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        valid = key < N
+        lo = tl.load(seed_ptr + 2 * key, mask=valid, other=0)
+        hi = tl.load(seed_ptr + 2 * key + 1, mask=valid, other=0)
+        x = tl.load(x_ptr + key, mask=valid, other=0)
+        w0 = (lo & 0xFFFFFFFF).to(tl.uint32)
+        w1 = (lo >> 32).to(tl.uint32)
+        w2 = (hi & 0xFFFFFFFF).to(tl.uint32)
+        w3 = (hi >> 32).to(tl.uint32)
+        for i in range(LEVELS):
+            bit = ((x >> (LEVELS - 1 - i)) & 1).to(tl.uint32)
+            o0, o1, o2, o3 = _aes_child(_bswap(w0 & 0xFFFFFFFE), _bswap(w1), _bswap(w2),
+                                        _bswap(w3), bit, tab)
+            w0, w1, w2, w3 = _bswap(o0), _bswap(o1), _bswap(o2), _bswap(o3)
+        out_lo = (w0.to(tl.uint64) | (w1.to(tl.uint64) << 32)).to(tl.int64, bitcast=True)
+        out_hi = (w2.to(tl.uint64) | (w3.to(tl.uint64) << 32)).to(tl.int64, bitcast=True)
+        tl.store(out_ptr + 2 * key, out_lo, mask=valid)
+        tl.store(out_ptr + 2 * key + 1, out_hi, mask=valid)
+
+
+def aes_walk(seeds, x, levels):
+    out = torch.empty_like(seeds)
+    N = seeds.shape[0]
+    _aes_walk_kernel[(-(-N // 128),)](seeds, x, aes_tables(seeds.device), out, N, LEVELS=levels,
+                                      BLOCK=128, num_warps=4)
+    return out
+
+
+def _u128(pair) -> int:
+    return (pair[0] % 2**64) | ((pair[1] % 2**64) << 64)
+
+
+def check_aes(device) -> None:
+    """The Triton AES walk against `cryptography` on a few seeds and paths."""
+    gen = torch.Generator().manual_seed(5)
+    seeds = torch.randint(-2**63, 2**63 - 1, (8, 2), dtype=torch.int64, generator=gen)
+    x = torch.randint(0, 8, (8,), dtype=torch.int64, generator=gen)
+    got = aes_walk(seeds.to(device), x.to(device), 3).cpu()
+    for i in range(8):
+        s = _u128(seeds[i].tolist())
+        for lvl in range(3):
+            bit = (int(x[i]) >> (2 - lvl)) & 1
+            enc = Cipher(algorithms.AES((s & ~1).to_bytes(16, "little")), modes.ECB()).encryptor()
+            s = int.from_bytes(enc.update(bytes([2 * bit]) + bytes(15)), "little")
+        assert _u128(got[i].tolist()) == s, f"AES walk mismatch at seed {i}"
+    print("Triton AES walk == cryptography AES-128 keyed by the seed (8 seeds, 3 levels)")
+
+
+# -- CPU ---------------------------------------------------------------------------------------
+def _rate(fn, count, min_time=1.0):
+    """Calls of fn per second x count, best of repeated runs for at least min_time."""
+    fn()
+    best, spent = float("inf"), 0.0
+    while spent < min_time:
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        best, spent = min(best, dt), spent + dt
+    return count / best
+
+
+def bench_cpu() -> dict:
+    res = {"threads": torch.get_num_threads()}
+    N = 1 << 16
+    seeds = torch.randint(-2**63, 2**63 - 1, (N, 2), dtype=torch.int64)
+    res["chacha12_torch_expand"] = _rate(lambda: expand(seeds), N)
+    if Cipher is None:
+        return res
+    keys = [os.urandom(16) for _ in range(1 << 14)]
+    pt = bytes(32)  # the left and right plaintext blocks
+
+    def aes_keyed():
+        for k in keys:
+            Cipher(algorithms.AES(k), modes.ECB()).encryptor().update(pt)
+
+    def chacha20_keyed():
+        for k in keys:
+            Cipher(algorithms.ChaCha20(k + k, bytes(16)), None).encryptor().update(pt)
+
+    res["aes128_keyed_per_seed_both_children"] = _rate(aes_keyed, len(keys))
+    res["chacha20_keyed_per_seed_openssl"] = _rate(chacha20_keyed, len(keys))
+    blocks = os.urandom(32 * N)  # fixed-key AES in MMO form: AES_k(s ^ i) ^ s ^ i, i = 0, 1
+    enc = Cipher(algorithms.AES(os.urandom(16)), modes.ECB()).encryptor()
+    res["aes128_fixed_key_mmo_ecb_batch"] = _rate(lambda: enc.update(blocks), N)
+    return res
+
+
+# -- GPU ---------------------------------------------------------------------------------------
+def _ms(fn):
+    return do_bench(fn, warmup=50, rep=300)
+
+
+def bench_gpu() -> dict:
+    dev = "cuda"
+    res = {"gpu": torch.cuda.get_device_name(), "triton": triton.__version__}
+    rnd = lambda *shape: torch.randint(-2**63, 2**63 - 1, shape, dtype=torch.int64, device=dev)
+    N = 1 << 24
+    seeds = rnd(N, 2)
+    for r in (8, 12, 20):
+        res[f"chacha{r}_triton_expand_4blocks"] = N / _ms(lambda: kernels.expand(seeds, r)) * 1e3
+    small = seeds[: 1 << 22]
+    res["chacha12_torch_expand_gpu"] = small.shape[0] / _ms(lambda: expand(small)) * 1e3
+
+    # tree walks: n = 64 point evaluation, D - 1 + 1 = 57 block functions per key
+    n, Nw = 64, 1 << 22
+    D = n - 7
+    key = rnd(Nw, 2), rnd(D - 1, Nw, 2), rnd(D - 1, Nw) & 1, rnd(2, Nw, 2)
+    x = rnd(Nw)
+    for r in (8, 12, 20):
+        ms = _ms(lambda: kernels.dpf_eval_point(*key, x, n, 0, rounds=r))
+        res[f"chacha{r}_dpf_walk_n64"] = Nw * D / ms * 1e3
+    Na = 1 << 20
+    ms = _ms(lambda: aes_walk(key[0][:Na].contiguous(), x[:Na].contiguous(), D))
+    res["aes128_keyed_triton_ttable_walk_57"] = Na * D / ms * 1e3
+
+    # the targets: n = 32 comparison over 2^20 elements (keys on the GPU), E = 1 and 3 points
+    n, Nc = 32, 1 << 20
+    D = n - 7
+    key = rnd(Nc, 2), rnd(D - 1, Nc, 2), rnd(D - 1, Nc) & 1, rnd(2, Nc, 2)
+    x = rnd(3, Nc) & 0xFFFFFFFF
+    res["lt_n32_2^20_ms"] = _ms(lambda: kernels.dpf_eval_lt(*key, x[0], n, 0))
+    res["lt_n32_2^20_E3_ms"] = _ms(lambda: kernels.dpf_eval_lt(*key, x, n, 0))
+    res["point_n32_2^20_ms"] = _ms(lambda: kernels.dpf_eval_point(*key, x[0], n, 0))
+    res["lt_n32_expansions_per_s"] = Nc * D / res["lt_n32_2^20_ms"] * 1e3
+    alpha = x[0].clone()
+    res["keygen_n32_2^20_ms"] = _ms(lambda: kernels.dpf_keygen(alpha, key[0], key[0], n))
+    for k in (8, 10, 13, 16):
+        Nl = 1 << 20 if k <= 13 else 1 << 16
+        lk = rnd(Nl, 2), rnd(k - 8, Nl, 2), rnd(k - 8, Nl) & 1, rnd(2, Nl, 2)
+        table = rnd(1 << k)
+        xh = rnd(Nl) & ((1 << k) - 1)
+        ms = _ms(lambda: kernels.dpf_lut(*lk, xh, table, k, 0))
+        res[f"lut_k{k}_N{Nl}_ms"] = ms
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--commit", default="", help="the git commit measured")
+    ap.add_argument("--check-aes", action="store_true")
+    ap.add_argument("--no-cpu", action="store_true")
+    args = ap.parse_args()
+    if args.check_aes:
+        check_aes("cuda" if torch.cuda.is_available() else "cpu")
+        return
+    res = {"date": datetime.date.today().isoformat(), "commit": args.commit,
+           "command": "PYTHONPATH=src python3 benchmarks/prg_bench.py", "torch": torch.__version__,
+           "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+           "unit": "expansions/s unless the name ends in _ms (kernel milliseconds)"}
+    if not args.no_cpu:
+        res["cpu_results"] = bench_cpu()
+    if torch.cuda.is_available() and triton is not None:
+        check_aes("cuda")
+        res["gpu_results"] = bench_gpu()
+    text = json.dumps(res, indent=1)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
