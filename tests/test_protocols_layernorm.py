@@ -78,12 +78,13 @@ def check_rsqrt(v, n, d, device="cpu"):
     return got
 
 
-def test_rsqrt_edges_and_sigma_vectors_n37():
+def test_rsqrt_edges_and_sigma_vectors_n37(monkeypatch):
     """Edges a_j - 1, a_j of: j = 0 (V = 2^n - 1 and 0), j = 127 (127, 128), j = 767 (the first
     exponent with intervals of 2^5), j = K - 1 (2^(n-1) - 1 and 2^(n-1)), a random j; and V from
-    SIGMA's ClearText invsqrt vectors, whose outputs must be reproduced."""
+    SIGMA's ClearText invsqrt vectors, whose outputs must be reproduced.  Two rows per chunk."""
     n, d = 37, 128
     K = 128 * (n - 7)
+    monkeypatch.setattr(rsqrt, "CHUNK_POINTS", 2 * K + 1)
     v = edge_values(n, [0, 127, 767, K - 1, int(GEN.ring(1, 32) % K)])
     case = vectors.load("invsqrt_n37_d128")
     pick = torch.tensor([0, 126, 4095, 5000, 5631])  # V = 1, 127, 4096, two large
@@ -239,6 +240,8 @@ def test_layernorm_bad_input():
         ln.keygen(None, x, g, torch.zeros(2, 8, dtype=torch.int64), n)
     with pytest.raises(ValueError, match="at least one row"):
         ln.eval(None, torch.zeros(0, 8, dtype=torch.int64), g, g, n)
+    with pytest.raises(ValueError, match="d >= 2"):
+        ln.keygen(None, torch.zeros(3, 1, dtype=torch.int64), g[:1], g[:1], n)
     with pytest.raises(ValueError):
         ln.eval(None, x | (1 << n), g, g, n)  # not a ring element of Z_{2^n}
     with pytest.raises(TypeError):

@@ -100,9 +100,9 @@ def _mean_shift(d: int) -> tuple[int, int]:
 
 def _check_secure_args(x, gamma, beta, n, names):
     ring = ring_input(x, n, names[0], min_bits=GATE_MIN_BITS)
-    if x.dim() < 1 or x.shape[-1] < 1 or x.numel() == 0:
-        raise ValueError(f"layernorm needs {names[0]} with at least one row of at least one entry "
-                         f"on the last axis, got shape {tuple(x.shape)}")
+    if x.dim() < 1 or x.shape[-1] < 2 or x.numel() == 0:
+        raise ValueError(f"secure layernorm needs {names[0]} with at least one row of width d >= 2 "
+                         f"(d = 1 would truncate the mean by 0 bits), got shape {tuple(x.shape)}")
     d = x.shape[-1]
     for name, p in zip(names[1:], (gamma, beta)):
         ring_input(p, n, name)

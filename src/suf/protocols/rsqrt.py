@@ -80,7 +80,8 @@ def reference_rsqrt(v: torch.Tensor, n: int, d: int, *, op: str = "rsqrt",
 # u = ±Σ_j bit_j, v = ±Σ_j bit_j·T_j give u0 + u1 = σ = ±1 and v0 + v1 = σ·T[index(V)]; open
 # U^ = 1{σ = +1} ^ r_U and V^ = σ·T + r_V, select(U^, V^) = U·σ·T + r_sel, open it, and
 # 2·select - V^ = T + r_out with r_out = 2·r_sel - r_V.  U^ and V^ travel in one exchange.
-CHUNK_POINTS = 1 << 16  # comparison points (rows x K) walked at once: bounds the walk's memory
+# comparison points (rows x K) walked at once; the walk keeps ~2.5 KB per point at n = 50
+CHUNK_POINTS = 1 << 16
 
 
 @functools.lru_cache(maxsize=None)
@@ -109,8 +110,8 @@ def intervals(n: int, *, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     V < 2^(n-1), where F2BF16 also gives index 0.
     """
     check_bits(n, GATE_MIN_BITS)
-    starts, index = _intervals(n)
-    return starts.to(device), index.to(device)
+    starts, index = _intervals(n)  # cached: hand out copies
+    return starts.to(device=device, copy=True), index.to(device=device, copy=True)
 
 
 def _check_width(d) -> None:
