@@ -80,6 +80,7 @@ def reference_rsqrt(v: torch.Tensor, n: int, d: int, *, op: str = "rsqrt",
 # u = ±Σ_j bit_j, v = ±Σ_j bit_j·T_j give u0 + u1 = σ = ±1 and v0 + v1 = σ·T[index(V)]; open
 # U^ = 1{σ = +1} ^ r_U and V^ = σ·T + r_V, select(U^, V^) = U·σ·T + r_sel, open it, and
 # 2·select - V^ = T + r_out with r_out = 2·r_sel - r_V.  U^ and V^ travel in one exchange.
+
 # comparison points (rows x K) walked at once; the walk keeps ~2.5 KB per point at n = 50
 CHUNK_POINTS = 1 << 16
 
