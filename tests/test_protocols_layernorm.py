@@ -14,7 +14,7 @@ import vectors
 from harness import masked, run_gate
 from suf.prg import Stream
 from suf.protocols import layernorm as ln
-from suf.protocols import rsqrt, tables
+from suf.protocols import rsqrt
 from suf.protocols.ranges import RangeViolation
 from suf.ring import low_mask
 
