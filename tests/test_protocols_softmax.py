@@ -214,8 +214,9 @@ def test_bad_input():
         keygen(torch.zeros(3, 4, dtype=torch.float32))
     with pytest.raises(ValueError):
         keygen(torch.full((3, 4), 1 << n))
-    for counts in (torch.tensor([2, 3]), torch.tensor([4, 0]), torch.tensor([3.0, 1.0])):
-        with pytest.raises(ValueError, match="counts"):
+    for counts, err in ((torch.tensor([2, 3]), ValueError), (torch.tensor([4, 0]), ValueError),
+                        (torch.tensor([[4]]), ValueError), (torch.tensor([3.0, 1.0]), TypeError)):
+        with pytest.raises(err, match="counts"):
             run_gate(lambda d: softmax.keygen_max(d, torch.zeros(4, dtype=torch.int64), counts,
                                                   n), None)
 

@@ -206,9 +206,11 @@ def _tournament_level(counts: torch.Tensor):
 
 def _max_levels(x: torch.Tensor, counts: torch.Tensor) -> int:
     """The tournament's depth, after checking that `counts` (R,) splits the flat x into rows."""
-    if (not isinstance(counts, torch.Tensor) or counts.dtype != torch.int64 or counts.dim() != 1
-            or counts.numel() == 0):
-        raise ValueError("counts must be a non-empty 1-D int64 tensor of entries per row")
+    if not isinstance(counts, torch.Tensor) or counts.dtype != torch.int64:
+        raise TypeError(f"counts must be an int64 tensor of entries per row, got "
+                        f"{getattr(counts, 'dtype', type(counts).__name__)}")
+    if counts.dim() != 1 or counts.numel() == 0:
+        raise ValueError("counts must be a non-empty 1-D tensor of entries per row")
     if bool((counts < 1).any()) or int(counts.sum()) != x.numel() or x.dim() != 1:
         raise ValueError(f"counts must be >= 1 and sum to the {x.numel()} entries of the flat "
                          f"packed rows, got sum {int(counts.sum())}")
