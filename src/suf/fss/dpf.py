@@ -125,7 +125,10 @@ def check_deal(alphas: torch.Tensor, n: int, stream: prg.Stream, what: str = "al
     Ring(n).check(alphas, what)
     if alphas.dim() != 1 or alphas.shape[0] == 0:
         raise ValueError(f"{what} must be a non-empty 1-D tensor, got shape {tuple(alphas.shape)}")
-    if alphas.device != stream.device:
+    dealer = stream.device
+    if dealer.type == "cuda" and dealer.index is None:  # "cuda" means the current CUDA device
+        dealer = torch.device("cuda", torch.cuda.current_device())
+    if alphas.device != dealer:
         raise ValueError(f"{what} lie on {alphas.device} but the stream deals on {stream.device}")
 
 

@@ -24,7 +24,10 @@ from suf.fss.dpf import EVAL_ALL_MAX_BITS, Key
 from suf.ring import Ring
 
 INT64 = torch.int64
-CHUNK_ENTRIES = 1 << 22  # table entries gathered per chunk of keys (~32 MiB per int64 temporary)
+# table entries gathered per chunk of keys: 32 MiB per int64 temporary on CPU, 512 MiB on a GPU,
+# where fewer, larger chunks save kernel launches
+CHUNK_ENTRIES = 1 << 22
+CUDA_CHUNK_ENTRIES = 1 << 26
 
 
 @dataclass
@@ -90,7 +93,8 @@ def eval(key: LUTKey, x_hat: torch.Tensor, table: torch.Tensor, *, k: int | None
     xs = x_hat.reshape(-1, key.N)  # (E, N)
     E = xs.shape[0]
     j = torch.arange(size, dtype=INT64, device=key.device)
-    step = max(1, CHUNK_ENTRIES // (E * size))
+    budget = CUDA_CHUNK_ENTRIES if key.device.type == "cuda" else CHUNK_ENTRIES
+    step = max(1, budget // (E * size))
     us, vs = [], []
     for a in range(0, key.N, step):
         bits = dpf.eval_all(key.dpf[a:a + step])  # (c, 2^k)
