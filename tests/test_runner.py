@@ -1,7 +1,6 @@
 """Gates between two real OS processes over TCP on localhost (dealer -> key files -> P0, P1), the
 CLI, and the faults a deployment meets: dead peer, mismatched dealing, reused or foreign keys."""
 import json
-import os
 import subprocess
 import sys
 import time
@@ -10,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import sigma_cost_model as cm
-from suf.keys import KeyFileError
-from suf.runner import deal, free_port, run_gate, serve
+from suf.keys import KeyFileError, inspect_key_file
+from suf.runner import deal, free_port, run_gate, serve, spec_hash
 
 
 @pytest.mark.parametrize("gate,bits,count,shift", [("trfloor", 50, 300, 12), ("trws", 37, 300, 12),
@@ -91,16 +90,20 @@ def test_truncated_key_file_is_refused(tmp_path):
         serve(0, "127.0.0.1", free_port(), str(path), SPEC, bytes(32), str(tmp_path / "o"))
 
 
-def test_peer_killed_mid_run_gives_a_clear_error_within_the_timeout(tmp_path):
-    spec = {"gate": "trfloor", "bits": 50, "count": 20000, "shift": 12}
-    d = deal(spec, tmp_path)
+def test_peer_dying_mid_run_gives_a_clear_error_within_the_timeout(tmp_path):
+    """P1 connects with the right dealing, then dies before the online phase ends."""
+    d = deal(SPEC, tmp_path)
     port = free_port()
-    p0 = _party(0, port, d["paths"][0], tmp_path / "o0", timeout=5.0, spec=spec)
-    p1 = _party(1, port, d["paths"][1], tmp_path / "o1", timeout=5.0, spec=spec)
-    time.sleep(4.0)  # both are up and P1 has connected; kill it during the run
-    p1.kill()
+    p0 = _party(0, port, d["paths"][0], tmp_path / "o0", timeout=5.0)
+    info = inspect_key_file(d["paths"][1])
+    hello = {"dealing_id": info.dealing_id.hex(), "model_hash": spec_hash(SPEC).hex()}
+    script = ("import os, sys, json; from suf.net.transport import Transport; "
+              f"t = Transport.connect('127.0.0.1', {port}, party=1, hello=json.loads(sys.argv[1]),"
+              " timeout=30); os._exit(3)")
+    p1 = subprocess.run([sys.executable, "-c", script, json.dumps(hello)], timeout=60)
+    assert p1.returncode == 3
     start = time.monotonic()
     _, err = p0.communicate(timeout=60)
     assert p0.returncode != 0
-    assert "PeerError" in err and ("peer" in err)
-    assert time.monotonic() - start < 5.0 + 10.0
+    assert "PeerError" in err and "peer" in err
+    assert time.monotonic() - start < 5.0 + 5.0
