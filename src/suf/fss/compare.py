@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from suf import prg
-from suf.fss import dpf, sstable
+from suf.fss import dpf, kernels, sstable
 from suf.fss.dpf import Key, TableKey
 from suf.fss.sstable import low_mask, parity
 
@@ -50,6 +50,9 @@ def eval_lt(key: Key, x: torch.Tensor, *, n: int | None = None,
         if key.kind != "lt":
             raise ValueError("eval_lt needs a comparison key; this truth table is a point key")
         return sstable.lookup(key, x)
+    fused = dpf.fused_walk(kernels.dpf_eval_lt, key, x)
+    if fused is not None:
+        return fused
     block, ts = dpf.walk(key, x)
     D = key.depth
     shifts = (key.n - 1 - torch.arange(D, dtype=INT64, device=x.device)).view((D,) + (1,) * x.dim())

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from suf import prg
-from suf.fss import sstable
+from suf.fss import kernels, sstable
 from suf.fss.sstable import TableKey, block_bit, block_bits, low_mask
 from suf.ring import Ring, pack, unpack
 
@@ -49,6 +49,9 @@ INT64 = torch.int64
 LEAF_BITS = 7  # early termination: the last 7 levels are one 128-bit leaf block
 KINDS = ("point", "lt", "evalall")
 EVAL_ALL_MAX_BITS = 32  # full-domain evaluation returns N·2^n int64; keep it to small domains
+# On CUDA the tree walks and keygen run as fused Triton kernels (suf.fss.kernels) that give the same
+# bits as the torch code here; the kernel tests switch this off to compare the two paths.
+USE_KERNELS = True
 
 
 @dataclass
@@ -164,6 +167,10 @@ def keygen(alphas: torch.Tensor, n: int, stream: prg.Stream) -> tuple[Key, Key]:
         return sstable.keygen(alphas, n, stream, "point")
     D, N = n - LEAF_BITS, alphas.shape[0]
     s = stream.blocks((2, N))  # root seeds of party 0 and party 1
+    fused = kernels.dpf_keygen(alphas, s[0], s[1], n) if USE_KERNELS else None
+    if fused is not None:
+        seed0, seed1, cw, tr, leaf = fused
+        return DPFKey(n, 0, seed0, cw, tr, leaf), DPFKey(n, 1, seed1, cw, tr, leaf)
     s[0, :, 0] = (s[0, :, 0] & ~1) | ((s[1, :, 0] & 1) ^ 1)  # t_0 = t_1 ^ 1
     root = s
     cws, trs = [], []
@@ -232,8 +239,24 @@ def eval_point(key: Key, x: torch.Tensor, *, n: int | None = None,
         if key.kind != "point":
             raise ValueError("eval_point needs a point key; this truth table is a comparison key")
         return sstable.lookup(key, x)
+    fused = fused_walk(kernels.dpf_eval_point, key, x)
+    if fused is not None:
+        return fused
     block, _ = walk(key, x)
     return block_bit(block, x & 127)
+
+
+def fused_walk(kernel, key: DPFKey, x: torch.Tensor):
+    """Run a Triton walk kernel (None when unavailable).  A kernel call takes up to
+    kernels.MAX_POINTS points per key; more points are evaluated on repeated keys."""
+    if not USE_KERNELS or not kernels.available(x):
+        return None
+    if x.dim() == 1 or x.shape[0] <= kernels.MAX_POINTS:
+        return kernel(key.seed, key.cw, key.tr, key.leaf, x, key.n, key.party)
+    E, N = x.shape
+    rep = key[torch.arange(N, device=x.device).repeat(E)]
+    return kernel(rep.seed, rep.cw, rep.tr, rep.leaf, x.reshape(-1), key.n,
+                  key.party).view(E, N)
 
 
 def _leaf_blocks(key: DPFKey) -> torch.Tensor:

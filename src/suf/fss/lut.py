@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from suf import prg
-from suf.fss import dpf
+from suf.fss import dpf, kernels
 from suf.fss.dpf import EVAL_ALL_MAX_BITS, Key
 from suf.ring import Ring
 
@@ -92,6 +92,11 @@ def eval(key: LUTKey, x_hat: torch.Tensor, table: torch.Tensor, *, k: int | None
         raise ValueError(f"table lies on {table.device} but the key on {key.device}")
     xs = x_hat.reshape(-1, key.N)  # (E, N)
     E = xs.shape[0]
+    k = key.dpf
+    if dpf.USE_KERNELS and isinstance(k, dpf.DPFKey) and E <= kernels.MAX_POINTS:
+        fused = kernels.dpf_lut(k.seed, k.cw, k.tr, k.leaf, xs, table, k.n, k.party)
+        if fused is not None:
+            return fused[0].reshape(x_hat.shape), fused[1].reshape(x_hat.shape)
     j = torch.arange(size, dtype=INT64, device=key.device)
     budget = CUDA_CHUNK_ENTRIES if key.device.type == "cuda" else CHUNK_ENTRIES
     step = max(1, budget // (E * size))
