@@ -8,8 +8,8 @@ and right children), ChaCha20 keyed by the seed (OpenSSL's; the same per-key pat
 fixed-key AES in Matyas-Meyer-Oseas form (one key, ECB over the whole batch of 2N blocks).
 GPU (CUDA and Triton): the standalone expansion kernel (ChaCha8/12/20; it writes all 4 output
 blocks, so it is bound by memory), the torch path on the GPU, tree walks of 57 levels (n = 64
-point evaluation: ChaCha8/12/20 and a table-based AES-128 keyed per seed, both one block per
-level), and the fused kernels at the project's targets (n = 32 comparison over 2^20 elements,
+point evaluation: ChaCha8/12/20, and a T-table AES-128 keyed per seed with its tables read through
+L1 or gathered from shared memory; one block function per level in both), and the fused kernels at the project's targets (n = 32 comparison over 2^20 elements,
 LUT eval-all, keygen).  GPU times are kernel times from triton.testing.do_bench (CUDA events).
 
 `--check-aes` verifies the Triton AES against `cryptography` (CPU; run it with TRITON_INTERPRET=1
@@ -83,16 +83,24 @@ if triton is not None:
         return ((w >> 24) | ((w >> 8) & 0xFF00) | ((w << 8) & 0xFF0000) | (w << 24))
 
     @triton.jit
-    def _sb(tab, w, shift: tl.constexpr):
+    def _lookup(tab, regs, i, SMEM: tl.constexpr):
+        """Table word tab[i]: a load through L1, or (SMEM) a gather from the program's copy of the
+        tables, which Triton keeps in shared memory."""
+        if SMEM:
+            return tl.gather(regs, i.to(tl.int32), 0).to(tl.uint32, bitcast=True)
+        return tl.load(tab + i).to(tl.uint32, bitcast=True)
+
+    @triton.jit
+    def _sb(tab, regs, w, shift: tl.constexpr, SMEM: tl.constexpr):
         """S-box of byte (w >> shift) placed back at `shift`."""
-        return tl.load(tab + 1024 + ((w >> shift) & 0xFF)).to(tl.uint32, bitcast=True) << shift
+        return _lookup(tab, regs, 1024 + ((w >> shift) & 0xFF), SMEM) << shift
 
     @triton.jit
-    def _te(tab, i: tl.constexpr, w, shift: tl.constexpr):
-        return tl.load(tab + 256 * i + ((w >> shift) & 0xFF)).to(tl.uint32, bitcast=True)
+    def _te(tab, regs, i: tl.constexpr, w, shift: tl.constexpr, SMEM: tl.constexpr):
+        return _lookup(tab, regs, 256 * i + ((w >> shift) & 0xFF), SMEM)
 
     @triton.jit
-    def _aes_child(k0, k1, k2, k3, bit, tab):
+    def _aes_child(k0, k1, k2, k3, bit, tab, regs, SMEM: tl.constexpr):
         """AES-128 with key (k0..k3, big-endian words) of the block [2·bit, 0, ..., 0]; the round
         keys are expanded on the fly (a fresh key schedule per call, as SIGMA's GPU code)."""
         s0 = k0 ^ (bit << 25)
@@ -102,22 +110,30 @@ if triton is not None:
         rc = tl.full(k0.shape, 1, tl.uint32)
         for r in tl.static_range(10):
             rot = (k3 << 8) | (k3 >> 24)
-            k0 = k0 ^ (_sb(tab, rot, 24) | _sb(tab, rot, 16) | _sb(tab, rot, 8) | _sb(tab, rot, 0)) \
-                ^ (rc << 24)
+            k0 = k0 ^ (_sb(tab, regs, rot, 24, SMEM) | _sb(tab, regs, rot, 16, SMEM)
+                       | _sb(tab, regs, rot, 8, SMEM) | _sb(tab, regs, rot, 0, SMEM)) ^ (rc << 24)
             k1 = k1 ^ k0
             k2 = k2 ^ k1
             k3 = k3 ^ k2
             rc = ((rc << 1) ^ tl.where(rc >= 0x80, 0x1B, 0)) & 0xFF
             if r < 9:
-                t0 = _te(tab, 0, s0, 24) ^ _te(tab, 1, s1, 16) ^ _te(tab, 2, s2, 8) ^ _te(tab, 3, s3, 0)
-                t1 = _te(tab, 0, s1, 24) ^ _te(tab, 1, s2, 16) ^ _te(tab, 2, s3, 8) ^ _te(tab, 3, s0, 0)
-                t2 = _te(tab, 0, s2, 24) ^ _te(tab, 1, s3, 16) ^ _te(tab, 2, s0, 8) ^ _te(tab, 3, s1, 0)
-                t3 = _te(tab, 0, s3, 24) ^ _te(tab, 1, s0, 16) ^ _te(tab, 2, s1, 8) ^ _te(tab, 3, s2, 0)
+                t0 = (_te(tab, regs, 0, s0, 24, SMEM) ^ _te(tab, regs, 1, s1, 16, SMEM)
+                      ^ _te(tab, regs, 2, s2, 8, SMEM) ^ _te(tab, regs, 3, s3, 0, SMEM))
+                t1 = (_te(tab, regs, 0, s1, 24, SMEM) ^ _te(tab, regs, 1, s2, 16, SMEM)
+                      ^ _te(tab, regs, 2, s3, 8, SMEM) ^ _te(tab, regs, 3, s0, 0, SMEM))
+                t2 = (_te(tab, regs, 0, s2, 24, SMEM) ^ _te(tab, regs, 1, s3, 16, SMEM)
+                      ^ _te(tab, regs, 2, s0, 8, SMEM) ^ _te(tab, regs, 3, s1, 0, SMEM))
+                t3 = (_te(tab, regs, 0, s3, 24, SMEM) ^ _te(tab, regs, 1, s0, 16, SMEM)
+                      ^ _te(tab, regs, 2, s1, 8, SMEM) ^ _te(tab, regs, 3, s2, 0, SMEM))
             else:
-                t0 = _sb(tab, s0, 24) | _sb(tab, s1, 16) | _sb(tab, s2, 8) | _sb(tab, s3, 0)
-                t1 = _sb(tab, s1, 24) | _sb(tab, s2, 16) | _sb(tab, s3, 8) | _sb(tab, s0, 0)
-                t2 = _sb(tab, s2, 24) | _sb(tab, s3, 16) | _sb(tab, s0, 8) | _sb(tab, s1, 0)
-                t3 = _sb(tab, s3, 24) | _sb(tab, s0, 16) | _sb(tab, s1, 8) | _sb(tab, s2, 0)
+                t0 = (_sb(tab, regs, s0, 24, SMEM) | _sb(tab, regs, s1, 16, SMEM)
+                      | _sb(tab, regs, s2, 8, SMEM) | _sb(tab, regs, s3, 0, SMEM))
+                t1 = (_sb(tab, regs, s1, 24, SMEM) | _sb(tab, regs, s2, 16, SMEM)
+                      | _sb(tab, regs, s3, 8, SMEM) | _sb(tab, regs, s0, 0, SMEM))
+                t2 = (_sb(tab, regs, s2, 24, SMEM) | _sb(tab, regs, s3, 16, SMEM)
+                      | _sb(tab, regs, s0, 8, SMEM) | _sb(tab, regs, s1, 0, SMEM))
+                t3 = (_sb(tab, regs, s3, 24, SMEM) | _sb(tab, regs, s0, 16, SMEM)
+                      | _sb(tab, regs, s1, 8, SMEM) | _sb(tab, regs, s2, 0, SMEM))
             s0 = t0 ^ k0
             s1 = t1 ^ k1
             s2 = t2 ^ k2
@@ -126,7 +142,7 @@ if triton is not None:
 
     @triton.jit
     def _aes_walk_kernel(seed_ptr, x_ptr, tab, out_ptr, N, LEVELS: tl.constexpr,
-                         BLOCK: tl.constexpr):
+                         BLOCK: tl.constexpr, SMEM: tl.constexpr):
         """LEVELS steps s <- AES_{s & ~1}(2·bit) along x's bits (a DPF eval without corrections:
         the PRG cost of the walk), the last block's low word out (bytes as SIGMA: key and output
         little-endian 128-bit integers)."""
@@ -139,10 +155,11 @@ if triton is not None:
         w1 = (lo >> 32).to(tl.uint32)
         w2 = (hi & 0xFFFFFFFF).to(tl.uint32)
         w3 = (hi >> 32).to(tl.uint32)
+        regs = tl.load(tab + tl.arange(0, 2048), mask=tl.arange(0, 2048) < 1280, other=0)
         for i in range(LEVELS):
             bit = ((x >> (LEVELS - 1 - i)) & 1).to(tl.uint32)
             o0, o1, o2, o3 = _aes_child(_bswap(w0 & 0xFFFFFFFE), _bswap(w1), _bswap(w2),
-                                        _bswap(w3), bit, tab)
+                                        _bswap(w3), bit, tab, regs, SMEM)
             w0, w1, w2, w3 = _bswap(o0), _bswap(o1), _bswap(o2), _bswap(o3)
         out_lo = (w0.to(tl.uint64) | (w1.to(tl.uint64) << 32)).to(tl.int64, bitcast=True)
         out_hi = (w2.to(tl.uint64) | (w3.to(tl.uint64) << 32)).to(tl.int64, bitcast=True)
@@ -150,11 +167,11 @@ if triton is not None:
         tl.store(out_ptr + 2 * key + 1, out_hi, mask=valid)
 
 
-def aes_walk(seeds, x, levels):
+def aes_walk(seeds, x, levels, smem=False):
     out = torch.empty_like(seeds)
     N = seeds.shape[0]
     _aes_walk_kernel[(-(-N // 128),)](seeds, x, aes_tables(seeds.device), out, N, LEVELS=levels,
-                                      BLOCK=128, num_warps=4)
+                                      BLOCK=128, SMEM=smem, num_warps=4)
     return out
 
 
@@ -180,16 +197,16 @@ def _aes_walk_reference(s: int, x: int, levels: int) -> int:
     return s
 
 
-def check_aes(device) -> None:
+def check_aes(device, smem: bool) -> None:
     """The Triton AES walk against AES-128 keyed by the seed (cryptography, or its known answers)."""
     seeds = torch.tensor([v[0] for v in AES_WALK_VECTORS], dtype=torch.int64)
     x = torch.tensor([v[1] for v in AES_WALK_VECTORS], dtype=torch.int64)
-    got = aes_walk(seeds.to(device), x.to(device), 3).cpu()
+    got = aes_walk(seeds.to(device), x.to(device), 3, smem).cpu()
     for i, (pair, path, want) in enumerate(AES_WALK_VECTORS):
         if Cipher is not None:
             assert _aes_walk_reference(_u128(pair), path, 3) == want, "stale known answer"
-        assert _u128(got[i].tolist()) == want, f"AES walk mismatch at vector {i}"
-    print("Triton AES walk == AES-128 keyed by the seed (SIGMA's G), 4 seeds x 3 levels")
+        assert _u128(got[i].tolist()) == want, f"AES walk (smem={smem}) mismatch at vector {i}"
+    print(f"Triton AES walk (smem={smem}) == AES-128 keyed by the seed, 4 seeds x 3 levels")
 
 
 # -- CPU ---------------------------------------------------------------------------------------
@@ -258,8 +275,14 @@ def bench_gpu() -> dict:
         ms = _ms(lambda: kernels.dpf_eval_point(*key, x, n, 0, rounds=r))
         res[f"chacha{r}_dpf_walk_n64"] = Nw * D / ms * 1e3
     Na = 1 << 20
-    ms = _ms(lambda: aes_walk(key[0][:Na].contiguous(), x[:Na].contiguous(), D))
-    res["aes128_keyed_triton_ttable_walk_57"] = Na * D / ms * 1e3
+    for smem in (False, True):
+        name = f"aes128_keyed_triton_ttable_{'smem' if smem else 'l1'}_walk_n64"
+        try:  # tl.gather (the shared-memory tables) is new in Triton; record a failure, go on
+            check_aes(dev, smem)
+            ms = _ms(lambda: aes_walk(key[0][:Na].contiguous(), x[:Na].contiguous(), D, smem))
+            res[name] = Na * D / ms * 1e3
+        except Exception as e:  # noqa: BLE001
+            res[name] = f"failed: {type(e).__name__}: {str(e)[:300]}"
 
     # the targets: n = 32 comparison over 2^20 elements (keys on the GPU), E = 1 and 3 points
     n, Nc = 32, 1 << 20
@@ -290,7 +313,8 @@ def main() -> None:
     ap.add_argument("--no-cpu", action="store_true")
     args = ap.parse_args()
     if args.check_aes:
-        check_aes("cuda" if torch.cuda.is_available() else "cpu")
+        for smem in (False, True):
+            check_aes("cuda" if torch.cuda.is_available() else "cpu", smem)
         return
     res = {"date": datetime.date.today().isoformat(), "commit": args.commit,
            "command": "PYTHONPATH=src python3 benchmarks/prg_bench.py", "torch": torch.__version__,
@@ -299,7 +323,6 @@ def main() -> None:
     if not args.no_cpu:
         res["cpu_results"] = bench_cpu()
     if torch.cuda.is_available() and triton is not None:
-        check_aes("cuda")
         res["gpu_results"] = bench_gpu()
     text = json.dumps(res, indent=1)
     print(text)

@@ -204,10 +204,14 @@ if triton is not None:
         valid = key < N
         s0, s1, s2, s3 = _load_block(seed_ptr, key, valid)
         y = _chacha(s0 & 0xFFFFFFFE, s1, s2, s3, ROUNDS)
-        _store_block(out_ptr, 4 * key, valid, y[0], y[1], y[2], y[3])
-        _store_block(out_ptr, 4 * key + 1, valid, y[4], y[5], y[6], y[7])
-        _store_block(out_ptr, 4 * key + 2, valid, y[8], y[9], y[10], y[11])
-        _store_block(out_ptr, 4 * key + 3, valid, y[12], y[13], y[14], y[15])
+        # one contiguous 64-byte row per key (the 8 int64 words of the 4 output blocks): stored
+        # as one tile, this runs 2-3x faster than four separate block stores
+        col = tl.arange(0, 8)[None, :]
+        row = tl.zeros((BLOCK, 8), tl.int64)
+        for j in tl.static_range(8):
+            word = y[2 * j].to(tl.uint64) | (y[2 * j + 1].to(tl.uint64) << 32)
+            row = tl.where(col == j, word.to(tl.int64, bitcast=True)[:, None], row)
+        tl.store(out_ptr + 8 * key[:, None] + col, row, mask=valid[:, None])
 
     @triton.jit(do_not_specialize=["n", "party"])
     def _walk_kernel(seed_ptr, cw_ptr, tr_ptr, leaf_ptr, x_ptr, out_ptr, N, n, party,
@@ -260,13 +264,16 @@ if triton is not None:
 
     @triton.jit
     def _lut_leaf_word(w, base, xh, T_ptr, valid, u, v, KMASK: tl.constexpr):
-        """Accumulate the 32 leaf bits of word w (domain points base..base+31)."""
-        for i in range(32):
-            bit = (w >> i) & 1
-            idx = (xh - (base + i)) & KMASK
-            v += tl.load(T_ptr + idx, mask=valid & (bit == 1), other=0)
-            u += bit.to(tl.int64)
-        return u, v
+        """Accumulate the 32 leaf bits of word w (domain points base..base+31) as a (lanes, 32)
+        tile, so that a warp reads 32 consecutive table entries of one lane at once."""
+        i = tl.arange(0, 32)
+        bits = (w[:, None] >> i[None, :].to(tl.uint32)) & 1
+        idx = (xh[:, None] - (base + i[None, :])) & KMASK
+        v += tl.sum(tl.load(T_ptr + idx, mask=valid[:, None] & (bits == 1), other=0), axis=1)
+        c = w - ((w >> 1) & 0x55555555)  # popcount of w
+        c = (c & 0x33333333) + ((c >> 2) & 0x33333333)
+        c = (((c + (c >> 4)) & 0x0F0F0F0F) * 0x01010101) >> 24
+        return u + c.to(tl.int64), v
 
     @triton.jit
     def _lut_leaf(b0, b1, b2, b3, jh, xh, T_ptr, valid, u, v, KMASK: tl.constexpr):
@@ -401,8 +408,9 @@ if triton is not None:
                      y[6] ^ z[6] ^ (h2 & rm), y[7] ^ z[7] ^ (h3 & rm))
 
 
-_BLOCK = 128
+_BLOCK = 128  # lanes per program of the walks (measured: 64..256 lanes give the same speed)
 _WARPS = 4
+_LUT_BLOCK = 64  # the LUT's (lanes, 32) tiles: 64 lanes on 4 warps avoid register spills
 
 
 def _grid(N: int, per_program: int):
@@ -473,10 +481,10 @@ def dpf_lut(seed, cw, tr, leaf, x_hat, table, k: int, party: int):
     u = torch.empty_like(x2)
     v = torch.empty_like(x2)
     sp = max(2, 1 << (k - 9).bit_length())  # stack slots >= D - 1, a power of two
-    _lut_kernel[_grid(N, _BLOCK // E)](seed.contiguous(), cw.contiguous(), tr.contiguous(),
-                                       leaf.contiguous(), x2.contiguous(), table.contiguous(),
-                                       u, v, N, party, E=E, K=k, SP=sp, ROUNDS=ROUNDS,
-                                       BLOCK=_BLOCK, num_warps=_WARPS)
+    _lut_kernel[_grid(N, _LUT_BLOCK // E)](seed.contiguous(), cw.contiguous(), tr.contiguous(),
+                                           leaf.contiguous(), x2.contiguous(),
+                                           table.contiguous(), u, v, N, party, E=E, K=k, SP=sp,
+                                           ROUNDS=ROUNDS, BLOCK=_LUT_BLOCK, num_warps=_WARPS)
     return u.reshape(x_hat.shape), v.reshape(x_hat.shape)
 
 
