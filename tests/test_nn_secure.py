@@ -1,0 +1,202 @@
+"""The model layer's secure side: dealer + two parties in one process (in-memory keys, two
+threads over a local socket pair) give the reference backend's output bit for bit, and the
+measured per-layer bytes, exchanges and key bytes equal SIGMA's cost model (tests/
+sigma_cost_model.py `comm_layer` / `key_layer`), our rsqrt apart (suf.protocols.rsqrt.cost)."""
+import copy
+import os
+
+import pytest
+import torch
+import transformers
+
+import sigma_cost_model as cm
+from harness import masked, run_gate
+from suf.nn import backend
+from suf.nn.models import from_config, load_model
+from suf.nn.runtime import Deployment, run_secure
+from suf.prg import Stream
+from suf.protocols import rsqrt
+from suf.ring import low_mask
+
+SEED = b"\x5a" * 32
+GEN = Stream(b"\x21" * 32)
+
+
+def small_gpt2(layers=1, d=128, heads=2):
+    return transformers.GPT2Config(n_layer=layers, n_embd=d, n_head=heads, vocab_size=500,
+                                   n_positions=32, bos_token_id=0, eos_token_id=0)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("bert-tiny", seed=3)
+
+
+# -- the linear parts, gate by gate ------------------------------------------------------------------
+def small_values(shape, n, bits):
+    """Signed values of magnitude < 2^bits in Z_{2^n}."""
+    return (GEN.ring(shape, 64) >> (64 - bits - 1)) & low_mask(n)
+
+
+@pytest.mark.parametrize("n", [37, 50])
+def test_linear_and_matmul_secure_equal_reference(n):
+    B, L, d, out, H, dh = 2, 5, 16, 24, 2, 8
+    params = {"lin.w": small_values((d, out), n, 13), "lin.b": small_values((out,), n, 26)}
+    x = small_values((B, L, d), n, 14)
+    q, k = small_values((B, H, L, dh), n, 14), small_values((B, H, dh, L), n, 14)
+    ref = backend.ReferenceBackend(n, params)
+    want = [ref.linear(x, "lin"), ref.matmul(q, k, "qk", 15), ref.matmul(q, k, "qk", 13, True)]
+    ctx = {}
+
+    def deal(d_):
+        masks = {name: d_.mask(v.shape, n) for name, v in params.items()}
+        ctx["r"] = [d_.mask(t.shape, n) for t in (x, q, k)]
+        be = backend.DealerBackend(n, masks, d_)
+        r_x, r_q, r_k = ctx["r"]
+        ctx["out"] = [be.linear(r_x, "lin"), be.matmul(r_q, r_k, "qk", 15),
+                      be.matmul(r_q, r_k, "qk", 13, True)]
+        ctx["hat"] = {name: masked(v, masks[name], n) for name, v in params.items()}
+        ctx["headers"] = d_.sigma_header_bytes
+        return ctx
+
+    def evaluate(p, c):
+        be = backend.PartyBackend(n, c["hat"], p)
+        xh, qh, kh = (masked(t, r, n) for t, r in zip((x, q, k), c["r"]))
+        return [be.linear(xh, "lin"), be.matmul(qh, kh, "qk", 15), be.matmul(qh, kh, "qk", 13, True)]
+
+    run = run_gate(deal, evaluate, ring_bits=n)
+    for got0, got1, r, w in zip(*run.outputs, ctx["out"], want):
+        assert torch.equal(got0, got1)
+        assert torch.equal((got0 - r) & low_mask(n), w)
+    lower = torch.ones(L, L, dtype=torch.bool).tril()
+    assert bool((ctx["out"][2][..., ~lower] == 0).all()), "causal: zero mask above the diagonal"
+    # SIGMA's costs: Linear = open + TrFloor on B·L·out; causal QKᵀ only on the packed triangle
+    c = cm.Ctr()
+    cm.c_matmul(c, n, 12, B * L * out)
+    cm.c_matmul(c, n, 15, B * H * L * L)
+    cm.c_matmul(c, n, 13, B * H * L * (L + 1) // 2)
+    assert run.total().bytes_sent == c.b and run.total().exchanges == c.r
+    key = (cm.k_mm(B * L * d, d * out, B * L * out, n, 12)
+           + cm.k_mm(B * H * L * dh, B * H * L * dh, B * H * L * L, n, 15)
+           + cm.k_mm(B * H * L * dh, B * H * L * dh, B * H * L * (L + 1) // 2, n, 13))
+    assert run.key_bytes[0] + ctx["headers"] == key
+
+
+# -- whole models ----------------------------------------------------------------------------------
+def layer_costs(spec, L):
+    """SIGMA's per-layer comm (bytes sent by P0, exchanges) and key bytes by our op groups, with
+    LLAMA's rsqrt replaced by ours: rsqrt.cost per LayerNorm of L rows."""
+    n, d, H = spec.bits, spec.d, spec.heads
+    c = cm.comm_layer(n, 12, L, d, H, spec.causal)
+    k = cm.key_layer(n, 12, L, d, H, spec.causal)
+    rs = rsqrt.cost(n, L)
+    comm = {"mha_lin": (c["mha_lin"].b, c["mha_lin"].r), "softmax": (c["softmax"].b, c["softmax"].r),
+            "ffn_lin": (c["ffn_lin"].b, c["ffn_lin"].r), "act": (c["act"].b, c["act"].r),
+            "ln": (c["ln_gpu"].b + 2 * rs["rsqrt_bytes_sent"],
+                   c["ln_gpu"].r + 2 * rs["rsqrt_exchanges"])}
+    key = {"mha_lin": k["mha_lin"], "ffn_lin": k["ffn_lin"], "act": k["act"],
+           "softmax": k["smx_max"] + k["smx_nexp"] + k["smx_inv"] + k["smx_wmul"],
+           "ln": k["ln"] - 2 * cm.llama_row(n) * L + 2 * rs["rsqrt_key_bytes"]}
+    return comm, key
+
+
+GROUPS = {"qkv": "mha_lin", "qk": "mha_lin", "av": "mha_lin", "proj": "mha_lin",
+          "softmax": "softmax", "ffn1": "ffn_lin", "ffn2": "ffn_lin", "gelu": "act",
+          "ln1": "ln", "ln2": "ln"}
+
+
+def measured_layer(report, layer):
+    comm, key = {}, {}
+    for row in report["ops"]:
+        if row["layer"] != layer:
+            continue
+        g = GROUPS[row["op"]]
+        b, r = comm.get(g, (0, 0))
+        comm[g] = (b + row["bytes_sent"], r + row["exchanges"])
+        key[g] = key.get(g, 0) + row["key_bytes"] + row["sigma_header_bytes"]
+    return comm, key
+
+
+def check_secure(model, batch, seed=SEED, deployment=None):
+    run = run_secure(model, batch, seed=seed, deployment=deployment)
+    want = model.reference(batch)
+    assert run.output.shape == want.shape
+    assert torch.equal(run.output, want), f"{int((run.output != want).sum())} elements differ"
+    return run
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny):
+    """bert-tiny, B = 1, L = 4, with a seeded deployment and dealer."""
+    dep = Deployment.create(tiny, Stream(b"\x01" * 32))
+    return dep, check_secure(tiny, tiny.tokenize(["private inference"], length=4), deployment=dep)
+
+
+def test_bert_tiny_secure_equals_reference_and_cost_model(tiny, tiny_run):
+    report = tiny_run[1].report()
+    comm, key = layer_costs(tiny.spec, 4)
+    for layer in range(tiny.spec.layers):
+        assert measured_layer(report, layer) == (comm, key), layer
+    p0, p1 = report["parties"]
+    assert p0["online"]["bytes_sent"] == p1["online"]["bytes_recv"]
+    ops = [(r["layer"], r["op"]) for r in report["ops"]]
+    assert ops[:2] == [(None, "input"), (None, "emb.ln")] and ops[-1] == (1, "ln2")
+    # the client's input: B·L·(d + 1) n-bit values (embedding sum, padding bias), one way
+    inp = report["ops"][0]
+    assert inp["bytes_recv"] == -(-4 * (128 + 1) * 37 // 64) * 8 and inp["bytes_sent"] == 0
+    assert report["key_bytes"][0] == report["key_bytes"][1] == sum(
+        r["key_bytes"] for r in report["ops"])
+    # setup: P0 publishes every masked parameter once, n-bit packed
+    words = sum(v.numel() for v in tiny.params.values())
+    published = tiny_run[1].stats[0].by_op("setup")["weights"]
+    assert published.bytes_sent == -(-words * 37 // 64) * 8 and published.exchanges == 0
+
+
+def test_bert_tiny_batch_of_two_with_padding(tiny, tiny_run):
+    """B = 2 with padding, same deployment (weight masks reused), fresh OS-keyed dealing."""
+    dep, single = tiny_run
+    batch = tiny.tokenize(["a batch", "hi"], length=4)
+    assert not bool(batch.real.all())
+    run = check_secure(tiny, batch, deployment=dep, seed=None)
+    assert run.deal.dealing_id != single.deal.dealing_id
+    # one exchange per gate for the whole batch: the count of B = 1; bytes about twice
+    online = [r.stats[0].total("online") for r in (run, single)]
+    assert online[0].exchanges == online[1].exchanges
+    assert 1.9 < online[0].bytes_sent / online[1].bytes_sent <= 2.0
+    with pytest.raises(ValueError, match="another model"):
+        run_secure(from_config(small_gpt2(), bits=37), batch, deployment=dep)
+
+
+def test_gpt2_secure_equals_reference():
+    """Causal attention (packed lower triangle), pre-LN, final LayerNorm; ring overridden to 37
+    bits to keep the CPU rsqrt small."""
+    model = from_config(small_gpt2(), bits=37, seed=4, name="gpt2-small")
+    run = check_secure(model, model.batch([[7, 8, 9, 10], [11, 12]], length=4))
+    ops = [(r["layer"], r["op"]) for r in run.report()["ops"]]
+    assert ops[-1] == (None, "final.ln") and (0, "qk") in ops
+
+
+def test_minilm_first_layer_secure_equals_reference():
+    """MiniLM's real weights (first layer; n = 50, 1/sqrt(32) folded into W_Q) on CPU."""
+    full = load_model("all-MiniLM-L6-v2")
+    config = copy.deepcopy(full.hf.config)
+    config.num_hidden_layers = 1
+    model = from_config(config, full.hf.state_dict(), tokenizer=full.tokenizer, name="minilm-1")
+    assert model.spec.bits == 50 and model.spec.fold_qk_scale
+    assert torch.equal(model.params["layer0.qkv.w"], full.params["layer0.qkv.w"])
+    check_secure(model, model.tokenize(["secure"], length=3))
+
+
+@pytest.mark.skipif(not os.environ.get("SUF_SLOW"), reason="minutes on CPU: set SUF_SLOW=1")
+def test_minilm_secure_equals_reference_cpu():
+    model = load_model("all-MiniLM-L6-v2")
+    check_secure(model, model.tokenize(["secure"], length=3))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_minilm_secure_equals_reference_cuda():
+    model = load_model("all-MiniLM-L6-v2")
+    batch = model.tokenize(["secure inference of a sentence", "short"], length=8)
+    run = run_secure(model, batch, device="cuda", seed=SEED)
+    assert torch.equal(run.output.cpu(), model.reference(batch))
