@@ -140,10 +140,10 @@ if triton is not None:
             s3 = t3 ^ k3
         return s0, s1, s2, s3
 
-    @triton.jit
-    def _aes_walk_kernel(seed_ptr, x_ptr, tab, out_ptr, N, LEVELS: tl.constexpr,
-                         BLOCK: tl.constexpr, SMEM: tl.constexpr):
-        """LEVELS steps s <- AES_{s & ~1}(2·bit) along x's bits (a DPF eval without corrections:
+    @triton.jit(do_not_specialize=["levels"])
+    def _aes_walk_kernel(seed_ptr, x_ptr, tab, out_ptr, N, levels, BLOCK: tl.constexpr,
+                         SMEM: tl.constexpr):
+        """`levels` steps s <- AES_{s & ~1}(2·bit) along x's bits (a DPF eval without corrections:
         the PRG cost of the walk), the last block's low word out (bytes as SIGMA: key and output
         little-endian 128-bit integers)."""
         key = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -156,8 +156,8 @@ if triton is not None:
         w2 = (hi & 0xFFFFFFFF).to(tl.uint32)
         w3 = (hi >> 32).to(tl.uint32)
         regs = tl.load(tab + tl.arange(0, 2048), mask=tl.arange(0, 2048) < 1280, other=0)
-        for i in range(LEVELS):
-            bit = ((x >> (LEVELS - 1 - i)) & 1).to(tl.uint32)
+        for i in range(levels):
+            bit = ((x >> (levels - 1 - i)) & 1).to(tl.uint32)
             o0, o1, o2, o3 = _aes_child(_bswap(w0 & 0xFFFFFFFE), _bswap(w1), _bswap(w2),
                                         _bswap(w3), bit, tab, regs, SMEM)
             w0, w1, w2, w3 = _bswap(o0), _bswap(o1), _bswap(o2), _bswap(o3)
@@ -170,7 +170,7 @@ if triton is not None:
 def aes_walk(seeds, x, levels, smem=False):
     out = torch.empty_like(seeds)
     N = seeds.shape[0]
-    _aes_walk_kernel[(-(-N // 128),)](seeds, x, aes_tables(seeds.device), out, N, LEVELS=levels,
+    _aes_walk_kernel[(-(-N // 128),)](seeds, x, aes_tables(seeds.device), out, N, levels,
                                       BLOCK=128, SMEM=smem, num_warps=4)
     return out
 

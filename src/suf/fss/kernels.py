@@ -43,6 +43,7 @@ except ImportError:  # no Triton (the CPU machines): every dispatch function ret
 INT64 = torch.int64
 MAX_POINTS = 3  # x may carry up to 3 evaluation points per key (SIGMA's prologue, spec §2.3)
 MAX_LUT_BITS = 16
+STACK = 8  # the LUT's DFS stack: slots for depths 1..D-1, D = k - 7 <= 9 (a power of two)
 
 
 def available(*tensors: torch.Tensor) -> bool:
@@ -263,12 +264,12 @@ if triton is not None:
         tl.store(out_ptr + point * N + key, out.to(tl.int64), mask=valid)
 
     @triton.jit
-    def _lut_leaf_word(w, base, xh, T_ptr, valid, u, v, KMASK: tl.constexpr):
+    def _lut_leaf_word(w, base, xh, T_ptr, valid, u, v, kmask):
         """Accumulate the 32 leaf bits of word w (domain points base..base+31) as a (lanes, 32)
         tile, so that a warp reads 32 consecutive table entries of one lane at once."""
         i = tl.arange(0, 32)
         bits = (w[:, None] >> i[None, :].to(tl.uint32)) & 1
-        idx = (xh[:, None] - (base + i[None, :])) & KMASK
+        idx = (xh[:, None] - (base + i[None, :])) & kmask
         v += tl.sum(tl.load(T_ptr + idx, mask=valid[:, None] & (bits == 1), other=0), axis=1)
         c = w - ((w >> 1) & 0x55555555)  # popcount of w
         c = (c & 0x33333333) + ((c >> 2) & 0x33333333)
@@ -276,27 +277,27 @@ if triton is not None:
         return u + c.to(tl.int64), v
 
     @triton.jit
-    def _lut_leaf(b0, b1, b2, b3, jh, xh, T_ptr, valid, u, v, KMASK: tl.constexpr):
+    def _lut_leaf(b0, b1, b2, b3, jh, xh, T_ptr, valid, u, v, kmask):
         base = jh * 128
-        u, v = _lut_leaf_word(b0, base, xh, T_ptr, valid, u, v, KMASK)
-        u, v = _lut_leaf_word(b1, base + 32, xh, T_ptr, valid, u, v, KMASK)
-        u, v = _lut_leaf_word(b2, base + 64, xh, T_ptr, valid, u, v, KMASK)
-        u, v = _lut_leaf_word(b3, base + 96, xh, T_ptr, valid, u, v, KMASK)
+        u, v = _lut_leaf_word(b0, base, xh, T_ptr, valid, u, v, kmask)
+        u, v = _lut_leaf_word(b1, base + 32, xh, T_ptr, valid, u, v, kmask)
+        u, v = _lut_leaf_word(b2, base + 64, xh, T_ptr, valid, u, v, kmask)
+        u, v = _lut_leaf_word(b3, base + 96, xh, T_ptr, valid, u, v, kmask)
         return u, v
 
-    @triton.jit(do_not_specialize=["party"])
+    @triton.jit(do_not_specialize=["party", "k"])
     def _lut_kernel(seed_ptr, cw_ptr, tr_ptr, leaf_ptr, x_ptr, T_ptr, u_ptr, v_ptr, N, party,
-                    E: tl.constexpr, K: tl.constexpr, SP: tl.constexpr, ROUNDS: tl.constexpr,
+                    k, E: tl.constexpr, STACK: tl.constexpr, ROUNDS: tl.constexpr,
                     BLOCK: tl.constexpr):
-        """Eval-all of a K-bit DPF key per element and the rotated-table inner product (spec
-        §2.4): u = sum_j bit_j, v = sum_j T[(xh - j) mod 2^K]·bit_j, negated for party 1.
-        Depth-first over the D = K-7 levels: the nodes at depth D-1 are visited left to right;
+        """Eval-all of a k-bit DPF key per element and the rotated-table inner product (spec
+        §2.4): u = sum_j bit_j, v = sum_j T[(xh - j) mod 2^k]·bit_j, negated for party 1.
+        Depth-first over the D = k-7 levels: the nodes at depth D-1 are visited left to right;
         descending from a node keeps its corrected right child in a per-lane stack (slot d-1
         holds the pending right child at depth d), so every node is expanded once: 2^D - 1
         ChaCha blocks per element, each giving both children.  Lanes are (key, point) pairs as
         in _walk_kernel; the E lanes of a key repeat its (cheap) expansions."""
-        D: tl.constexpr = K - 7
-        KMASK: tl.constexpr = (1 << K) - 1
+        D = k - 7
+        kmask = (1 << k) - 1
         KEYS: tl.constexpr = BLOCK // E
         lane = tl.arange(0, BLOCK)
         key = tl.program_id(0).to(tl.int64) * KEYS + lane // E
@@ -304,17 +305,17 @@ if triton is not None:
         valid = (lane < KEYS * E) & (key < N)
         xh = tl.load(x_ptr + point * N + key, mask=valid, other=0)
         r0, r1, r2, r3 = _load_block(seed_ptr, key, valid)
-        slot = tl.arange(0, SP)[None, :]
-        S0 = tl.zeros((BLOCK, SP), tl.uint32)
-        S1 = tl.zeros((BLOCK, SP), tl.uint32)
-        S2 = tl.zeros((BLOCK, SP), tl.uint32)
-        S3 = tl.zeros((BLOCK, SP), tl.uint32)
+        slot = tl.arange(0, STACK)[None, :]
+        S0 = tl.zeros((BLOCK, STACK), tl.uint32)
+        S1 = tl.zeros((BLOCK, STACK), tl.uint32)
+        S2 = tl.zeros((BLOCK, STACK), tl.uint32)
+        S3 = tl.zeros((BLOCK, STACK), tl.uint32)
         u = tl.zeros((BLOCK,), tl.int64)
         v = tl.zeros((BLOCK,), tl.int64)
         for m in range(1 << (D - 1)):
             # m > 0 continues from the pending right child at depth D-1-tz(m); m = 0 from the root
             tz = 0
-            for b in tl.static_range(1, SP):
+            for b in tl.static_range(1, STACK):
                 tz += tl.where((m & ((1 << b) - 1)) == 0, 1, 0)
             start = tl.where(m == 0, 0, D - 1 - tz)
             take = slot == start - 1
@@ -342,10 +343,10 @@ if triton is not None:
             y = _chacha(s0 ^ t, s1, s2, s3, ROUNDS)
             w0, w1, w2, w3 = _load_block(leaf_ptr, key, valid)
             u, v = _lut_leaf(y[0] ^ (w0 & tm), y[1] ^ (w1 & tm), y[2] ^ (w2 & tm),
-                             y[3] ^ (w3 & tm), 2 * m, xh, T_ptr, valid, u, v, KMASK)
+                             y[3] ^ (w3 & tm), 2 * m, xh, T_ptr, valid, u, v, kmask)
             w0, w1, w2, w3 = _load_block(leaf_ptr, N + key, valid)
             u, v = _lut_leaf(y[4] ^ (w0 & tm), y[5] ^ (w1 & tm), y[6] ^ (w2 & tm),
-                             y[7] ^ (w3 & tm), 2 * m + 1, xh, T_ptr, valid, u, v, KMASK)
+                             y[7] ^ (w3 & tm), 2 * m + 1, xh, T_ptr, valid, u, v, kmask)
         sign = 1 - 2 * party
         tl.store(u_ptr + point * N + key, u * sign, mask=valid)
         tl.store(v_ptr + point * N + key, v * sign, mask=valid)
@@ -480,10 +481,9 @@ def dpf_lut(seed, cw, tr, leaf, x_hat, table, k: int, party: int):
     E = x2.shape[0]
     u = torch.empty_like(x2)
     v = torch.empty_like(x2)
-    sp = max(2, 1 << (k - 9).bit_length())  # stack slots >= D - 1, a power of two
     _lut_kernel[_grid(N, _LUT_BLOCK // E)](seed.contiguous(), cw.contiguous(), tr.contiguous(),
                                            leaf.contiguous(), x2.contiguous(),
-                                           table.contiguous(), u, v, N, party, E=E, K=k, SP=sp,
+                                           table.contiguous(), u, v, N, party, k, E=E, STACK=STACK,
                                            ROUNDS=ROUNDS, BLOCK=_LUT_BLOCK, num_warps=_WARPS)
     return u.reshape(x_hat.shape), v.reshape(x_hat.shape)
 
