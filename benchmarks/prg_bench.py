@@ -305,6 +305,14 @@ def bench_gpu() -> dict:
     return res
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", help="write the results as JSON here")
@@ -318,7 +326,7 @@ def main() -> None:
         return
     res = {"date": datetime.date.today().isoformat(), "commit": args.commit,
            "command": "PYTHONPATH=src python3 benchmarks/prg_bench.py", "torch": torch.__version__,
-           "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+           "cpu": _cpu_model(), "cores": os.cpu_count(),
            "unit": "expansions/s unless the name ends in _ms (kernel milliseconds)"}
     if not args.no_cpu:
         res["cpu_results"] = bench_cpu()
