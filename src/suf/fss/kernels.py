@@ -205,8 +205,8 @@ if triton is not None:
         valid = key < N
         s0, s1, s2, s3 = _load_block(seed_ptr, key, valid)
         y = _chacha(s0 & 0xFFFFFFFE, s1, s2, s3, ROUNDS)
-        # one contiguous 64-byte row per key (the 8 int64 words of the 4 output blocks): stored
-        # as one tile, this runs 2-3x faster than four separate block stores
+        # one contiguous 64-byte row per key (the 8 int64 words of the 4 output blocks), stored as
+        # one tile: 3.1e10 seeds/s on an H100 against 1.3e10 with four separate block stores
         col = tl.arange(0, 8)[None, :]
         row = tl.zeros((BLOCK, 8), tl.int64)
         for j in tl.static_range(8):
@@ -219,7 +219,7 @@ if triton is not None:
                      E: tl.constexpr, LT: tl.constexpr, ROUNDS: tl.constexpr,
                      BLOCK: tl.constexpr):
         """Walk x's path in every key.  Lanes are (key, point) pairs, E consecutive lanes per key,
-        so the E points of one key read the same key words (one memory transaction).
+        so the E points of one key read its key words in shared memory transactions.
         LT = False: the output is the leaf bit at x (point evaluation).
         LT = True: XOR-shares of 1{x < alpha} by prefix parity (spec §2.3): XOR the node's t into
         the result wherever the path changes direction (the first step counts as coming from the
@@ -453,7 +453,9 @@ def _walk(seed, cw, tr, leaf, x, n, party, lt: bool, rounds: int):
 
 def dpf_eval_point(seed, cw, tr, leaf, x, n: int, party: int, rounds: int = ROUNDS):
     """XOR-share of the DPF output bit at x: int64 of x's shape ((N,) or (E, N), E <= 3), or
-    None without Triton/CUDA.  x holds n-bit values.  `rounds` serves the benchmark only."""
+    None without Triton/CUDA.  x must hold n-bit values: not checked here, since that would
+    synchronize with the GPU (suf.fss checks before it dispatches).  `rounds` serves the
+    benchmark only."""
     return _walk(seed, cw, tr, leaf, x, n, party, False, rounds)
 
 
