@@ -165,6 +165,8 @@ def test_bert_tiny_batch_of_two_with_padding(tiny, tiny_run):
     assert 1.9 < online[0].bytes_sent / online[1].bytes_sent <= 2.0
     with pytest.raises(ValueError, match="another model"):
         run_secure(from_config(small_gpt2(), bits=37), batch, deployment=dep)
+    with pytest.raises(TypeError, match="Batch"):
+        run_secure(tiny, ["a text"])
 
 
 def test_gpt2_secure_equals_reference():

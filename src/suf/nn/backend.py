@@ -129,7 +129,7 @@ class ReferenceBackend(Backend):
     def linear(self, x, name, shift=F):
         w, b = self.param(f"{name}.w"), self.param(f"{name}.b")
         self._check_product(x, w, b, name)
-        prod = self.ring.wrap(ring_matmul(x, w, self.n) + b)
+        prod = self.ring.wrap(matmul.reference(x, w, self.n) + b)
         return reference_trfloor(prod, self.n, shift)
 
     def matmul(self, a, b, op, shift, causal=False):
@@ -138,7 +138,7 @@ class ReferenceBackend(Backend):
         if causal:
             lower = torch.ones(length, length, dtype=torch.bool, device=a.device).tril()
         self._check_product(a, b, None, op, where=lower)
-        out = reference_trfloor(ring_matmul(a, b, self.n), self.n, shift)
+        out = reference_trfloor(matmul.reference(a, b, self.n), self.n, shift)
         return out if lower is None else torch.where(lower, out, torch.zeros_like(out))
 
     def mask_logits(self, s, bias):
