@@ -37,8 +37,9 @@ MIN64 = -(2**63)
 
 @contextlib.contextmanager
 def torch_path():
-    """Run suf.fss with the Triton dispatch switched off."""
+    """Run suf.fss with the Triton dispatch switched off (dpf's switch and the kernels' own)."""
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dpf, "USE_KERNELS", False)
         mp.setattr(kernels, "available", lambda *tensors: False)
         yield
 
