@@ -5,7 +5,8 @@ and times.
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/nn_secure.py bert-tiny --length 8 --batch 2
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/nn_secure.py all-MiniLM-L6-v2 --length 5
 
-Writes benchmarks/results/nn_secure_<model>_L<L>_B<B>_<device>.json.  Token ids are random
+Writes benchmarks/results/nn_secure_<model>_L<L>_B<B>_<device>.json (commit from git, or from
+$SUF_COMMIT where the tree has no git, as on the device machine).  Token ids are random
 (seeded) over the whole length, so nothing is padded; --text uses real sentences instead
 (tokenizer models only).  Keys are dealt from the OS CSPRNG unless --seed is given.
 `--table` only rewrites the table in docs/models.md from the result files present.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import re
 import subprocess
@@ -108,7 +110,7 @@ def main() -> None:
                      seed=None if args.seed is None else bytes.fromhex(args.seed))
     total_s = time.perf_counter() - t0
     equal = bool(torch.equal(run.output.cpu(), want))
-    commit = _git("rev-parse", "--short", "HEAD")
+    commit = _git("rev-parse", "--short", "HEAD") or os.environ.get("SUF_COMMIT", "unknown")
     if _git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks"):
         commit += " + uncommitted changes"
     report = run.report()
