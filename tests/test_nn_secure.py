@@ -1,10 +1,8 @@
-"""The model layer's secure side: dealer + two parties in one process (in-memory keys, two
-threads over a local socket pair) give the reference backend's output bit for bit, and the
-measured per-layer bytes, exchanges and key bytes equal SIGMA's cost model (tests/
-sigma_cost_model.py `comm_layer` / `key_layer`), our rsqrt apart (suf.protocols.rsqrt.cost)."""
-import copy
-import os
-
+"""The model layer's secure side on bert-tiny and the linear gates: dealer + two parties in one
+process (in-memory keys, two threads over a local socket pair) give the reference backend's
+output bit for bit, and the measured per-layer bytes, exchanges and key bytes equal SIGMA's cost
+model (tests/sigma_cost_model.py `comm_layer` / `key_layer`), our rsqrt apart
+(suf.protocols.rsqrt.cost).  GPT-2, MiniLM and the GPU: test_nn_secure_models.py."""
 import pytest
 import torch
 import transformers
@@ -167,49 +165,3 @@ def test_bert_tiny_batch_of_two_with_padding(tiny, tiny_run):
         run_secure(from_config(small_gpt2(), bits=37), batch, deployment=dep)
     with pytest.raises(TypeError, match="Batch"):
         run_secure(tiny, ["a text"])
-
-
-def test_gpt2_secure_equals_reference():
-    """Causal attention (packed lower triangle), pre-LN, final LayerNorm; ring overridden to 37
-    bits to keep the CPU rsqrt small."""
-    model = from_config(small_gpt2(), bits=37, seed=4, name="gpt2-small")
-    run = check_secure(model, model.batch([[7, 8, 9, 10], [11, 12]], length=4))
-    ops = [(r["layer"], r["op"]) for r in run.report()["ops"]]
-    assert ops[-1] == (None, "final.ln") and (0, "qk") in ops
-
-
-def test_minilm_first_layer_secure_equals_reference():
-    """MiniLM's real weights (first layer; n = 50, 1/sqrt(32) folded into W_Q) on CPU."""
-    full = load_model("all-MiniLM-L6-v2")
-    config = copy.deepcopy(full.hf.config)
-    config.num_hidden_layers = 1
-    model = from_config(config, full.hf.state_dict(), tokenizer=full.tokenizer, name="minilm-1")
-    assert model.spec.bits == 50 and model.spec.fold_qk_scale
-    assert torch.equal(model.params["layer0.qkv.w"], full.params["layer0.qkv.w"])
-    check_secure(model, model.tokenize(["secure"], length=3))
-
-
-@pytest.mark.skipif(not os.environ.get("SUF_SLOW"), reason="minutes on CPU: set SUF_SLOW=1")
-def test_minilm_secure_equals_reference_cpu():
-    model = load_model("all-MiniLM-L6-v2")
-    check_secure(model, model.tokenize(["secure"], length=3))
-
-
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("family", ["bert", "gpt2"])
-def test_secure_on_cuda_equals_reference(family):
-    """The same code on the GPU: MiniLM's shapes (d_h = 32, folded) and a small GPT-2 at
-    n = 50, random weights, B = 2, L = 8 with padding; the reference runs on the CPU."""
-    if family == "bert":
-        config = transformers.BertConfig(hidden_size=384, num_attention_heads=12,
-                                         num_hidden_layers=2, intermediate_size=1536,
-                                         vocab_size=1000)
-    else:
-        config = small_gpt2(layers=2, d=256, heads=4)
-    model = from_config(config, seed=7, name=f"{family}-cuda")
-    assert model.spec.bits == 50
-    batch = model.batch([[1, 20, 30, 40, 50, 60, 70, 2], [1, 99, 2]], length=8)
-    run = run_secure(model, batch, device="cuda", seed=SEED)
-    assert run.output.device.type == "cuda"
-    assert torch.equal(run.output.cpu(), model.reference(batch))
