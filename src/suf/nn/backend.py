@@ -72,7 +72,8 @@ class Backend:
     def param(self, name: str) -> torch.Tensor:
         full = self.key(name)
         if full not in self.params:
-            raise KeyError(f"no parameter {full!r} in this backend's parameter view")
+            raise ValueError(f"no parameter {full!r} in this backend's parameter view (made for "
+                             "another graph?)")
         return self.params[full]
 
     # -- local ops (the same on values, masks and masked values) ---------------------------------

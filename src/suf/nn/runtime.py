@@ -63,8 +63,9 @@ class Deployment:
     reused by every inference's keys.  `masked()` is what the owner publishes: W^ = W + r_W."""
 
     def __init__(self, model: Model, masks: dict, deployment_id: bytes):
-        if set(masks) != set(model.params):
-            raise ValueError("weight masks must cover exactly the model's parameters")
+        if set(masks) != set(model.params) or any(
+                tuple(masks[k].shape) != tuple(v.shape) for k, v in model.params.items()):
+            raise ValueError("weight masks must match the model's parameters, name and shape")
         self.model = model
         self.masks = masks
         self.id = deployment_id
