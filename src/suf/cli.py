@@ -16,6 +16,8 @@ from pathlib import Path
 
 from suf.gates import GATES
 
+DEFAULT_TEXT = "Secure inference keeps secrets."
+
 
 def _report(result: dict, as_json: bool) -> str:
     from rich.console import Console
@@ -123,8 +125,12 @@ def _cost_tables(result: dict):
 def cmd_run(args) -> int:
     from suf.session import run
 
-    if (args.text is None) == (args.ids is None):
-        raise SystemExit("give either --text or --ids")
+    if args.text is not None and args.ids is not None:
+        raise SystemExit("give either --text or --ids, not both")
+    if args.text is None and args.ids is None:
+        if args.model not in ("all-MiniLM-L6-v2",) and not args.model.startswith("bert"):
+            raise SystemExit(f"{args.model} takes token ids: pass --ids")
+        args.text = [DEFAULT_TEXT]
     texts = args.text if args.text is not None else None
     ids = json.loads(args.ids) if args.ids is not None else None
     if ids is not None and ids and isinstance(ids[0], int):
