@@ -117,3 +117,12 @@ def test_stream_rejects_bad_keys():
         Stream(b"short")
     a, b = Stream.from_os(), Stream.from_os()
     assert not torch.equal(a.words64(4), b.words64(4))
+
+
+def test_int32_lanes_equal_int64_lanes():
+    key = [torch.randint(0, 2**32, (1000,)) for _ in range(8)]
+    ctr = torch.randint(0, 2**62, (1000,))
+    for rounds in (8, 12, 20):
+        a = chacha_block(key, ctr, (5, 2**32 - 1), rounds, lanes32=True)
+        b = chacha_block(key, ctr, (5, 2**32 - 1), rounds, lanes32=False)
+        assert torch.equal(a, b)

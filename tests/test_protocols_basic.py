@@ -25,7 +25,7 @@ def _unmask(run, r_out, bits):
     return (run.outputs[0] - r_out) & low_mask(bits)
 
 
-@pytest.mark.parametrize("bits,type_bytes", [(50, 8), (16, 2), (37, 8), (64, 8)])
+@pytest.mark.parametrize("bits,type_bytes", [(50, 8), (16, 2), (37, 8), (51, 8), (64, 8)])
 def test_select(bits, type_bytes):
     N = 300
     b, y = rnd(N, 1), rnd(N, bits)
@@ -68,7 +68,7 @@ def test_mul_elementwise_and_window():
 
 
 @pytest.mark.parametrize("xs,ws", [((5, 7), (7, 3)), ((2, 5, 7), (2, 7, 4)), ((1, 1), (1, 1))])
-@pytest.mark.parametrize("bits", [37, 50, 64])
+@pytest.mark.parametrize("bits", [37, 50, 51, 64])
 def test_matmul(xs, ws, bits):
     x, w = rnd(xs, bits), rnd(ws, bits)
     x.view(-1)[0] = low_mask(bits)
@@ -88,7 +88,8 @@ def test_matmul(xs, ws, bits):
     assert run.key_bytes[0] == 8 * (x.numel() + w.numel() + ref.numel())
 
 
-@pytest.mark.parametrize("m,bits_out,type_bytes", [(39, 40, 8), (40, 16, 2), (8, 50, 8), (5, 8, 1)])
+@pytest.mark.parametrize("m,bits_out,type_bytes", [(39, 40, 8), (40, 16, 2), (8, 50, 8), (5, 8, 1),
+                                                   (37, 37, 8), (50, 50, 8), (51, 51, 8)])
 def test_drelu_relu(m, bits_out, type_bytes):
     N = 400
     lim = 1 << (m - 3)  # callers keep |x| well inside 2^(m-1)
@@ -113,7 +114,7 @@ def test_drelu_relu(m, bits_out, type_bytes):
     assert run.key_bytes[0] + 12 + (8 if m - 1 <= 7 else 24) == cm.k_relu(m, N, type_bytes)
 
 
-@pytest.mark.parametrize("k,bits", [(8, 50), (10, 37), (6, 50), (13, 50)])
+@pytest.mark.parametrize("k,bits", [(8, 50), (10, 37), (6, 50), (13, 50), (8, 51)])
 def test_lut(k, bits):
     N = 64 if k == 13 else 200
     table = rnd(1 << k, bits)

@@ -68,7 +68,8 @@ def test_tr_unsigned(n, s):
 
 @pytest.mark.parametrize("n,s,bits_out,type_bytes", [(50, 12, 50, 8), (50, 6, 33, 8),
                                                      (16, 8, 8, 1), (19, 6, 13, 2),
-                                                     (37, 12, 37, 8), (63, 12, 63, 8)])
+                                                     (37, 12, 37, 8), (51, 12, 51, 8),
+                                                     (63, 12, 63, 8)])
 def test_tr_with_slack(n, s, bits_out, type_bytes):
     gap = bits_out <= n - s  # then an exact truncate-reduce for every x
     x = inputs(n, s, n - 1 if gap else n - 2)

@@ -168,7 +168,8 @@ def run(model_name: str, *, texts=None, ids=None, length=None, batch=1, device="
             if party == 0:
                 cmd += ["--deployment", str(Path(tmp) / "deployment.p0.suk")]
             else:
-                cmd += ["--ids", json.dumps(inp.ids.tolist()), "--length", str(L)]
+                unpadded = [row[:int(r)] for row, r in zip(inp.ids.tolist(), inp.real.sum(1))]
+                cmd += ["--ids", json.dumps(unpadded), "--length", str(L)]
             procs.append(subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                           text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}))
         errors = []
