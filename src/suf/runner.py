@@ -131,6 +131,21 @@ def _bytes_of(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous().cpu().view(torch.uint8).reshape(-1)
 
 
+def wait_parties(procs, timeout: float) -> None:
+    """Wait for the two party processes; RuntimeError with their stderr if one failed."""
+    errors = []
+    for party, proc in enumerate(procs):
+        try:
+            _, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        if proc.returncode:
+            errors.append(f"party {party} exited with {proc.returncode}:\n{err.strip()[-3000:]}")
+    if errors:
+        raise RuntimeError("\n".join(errors))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -155,17 +170,7 @@ def run_gate(gate: str, bits: int = 50, count: int = 1024, shift: int = 12, devi
                    "--out", str(work / f"result.p{party}.json"), "--device", str(device),
                    "--timeout", str(timeout)]
             procs.append(subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True))
-        errors = []
-        for party, proc in enumerate(procs):
-            try:
-                _, err = proc.communicate(timeout=timeout + 30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                _, err = proc.communicate()
-            if proc.returncode:
-                errors.append(f"party {party} exited with {proc.returncode}:\n{err.strip()}")
-        if errors:
-            raise RuntimeError("\n".join(errors))
+        wait_parties(procs, timeout + 30)
         results = [json.loads((work / f"result.p{p}.json").read_text()) for p in (0, 1)]
     output = torch.tensor(results[1]["output"])
     reference = spec.reference(spec.draw(Stream(input_seed)))

@@ -29,7 +29,7 @@ from suf.nn.models import Model, mean_pool
 from suf.nn.plan import plan
 from suf.nn.runtime import Deployment, deal as deal_keys, publish_weights, serve as serve_party
 from suf.protocols.core import Party
-from suf.runner import free_port
+from suf.runner import free_port, wait_parties
 
 DEPLOYMENT_OP = "weight-masks"
 
@@ -172,17 +172,7 @@ def run(model_name: str, *, texts=None, ids=None, length=None, batch=1, device="
                 cmd += ["--ids", json.dumps(unpadded), "--length", str(L)]
             procs.append(subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                           text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}))
-        errors = []
-        for party, proc in enumerate(procs):
-            try:
-                _, err = proc.communicate(timeout=timeout + 120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                _, err = proc.communicate()
-            if proc.returncode:
-                errors.append(f"party {party} exited with {proc.returncode}:\n{err.strip()[-3000:]}")
-        if errors:
-            raise RuntimeError("\n".join(errors))
+        wait_parties(procs, timeout + 120)
         results = [json.loads((Path(tmp) / f"result.p{p}.json").read_text()) for p in (0, 1)]
     y = torch.tensor(results[1]["output"])
     ref = model.reference(inp)

@@ -177,12 +177,7 @@ def keygen_causal_matmul(dealer, r_a, r_b, bits, op):
     Returns the packed output mask (..., L(L+1)/2)."""
     full = ring_matmul(r_a, r_b, bits)
     r_out = dealer.mask((*full.shape[:-2], full.shape[-1] * (full.shape[-1] + 1) // 2), bits)
-    c = (_pack_tril(full) + r_out) & Ring(bits).mask
-    with dealer.gate(op, r_out.shape) as (k0, k1):
-        for v in (r_a, r_b, c):
-            s0, s1 = dealer.share(v, bits)
-            k0.words(s0.flatten())
-            k1.words(s1.flatten())
+    dealer.deal_words(op, r_out.shape, (r_a, r_b, _pack_tril(full) + r_out), bits)
     return r_out
 
 

@@ -120,6 +120,14 @@ class Dealer:
         v0 = self.mask(value.shape, bits)
         return v0, (value - v0) & low_mask(bits)
 
+    def deal_words(self, op: str, shape, values, bits: int, type_bytes: int = 8) -> None:
+        """One gate whose key is additive shares of `values` (mod 2^bits), written as words."""
+        with self.gate(op, shape) as (k0, k1):
+            for v in values:
+                s0, s1 = self.share(v & low_mask(bits), bits)
+                k0.words(s0.flatten(), type_bytes)
+                k1.words(s1.flatten(), type_bytes)
+
     def share_bits(self, value: torch.Tensor):
         """XOR shares of a bit vector."""
         v0 = self.mask(value.shape, 1)

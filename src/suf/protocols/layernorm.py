@@ -123,11 +123,7 @@ def keygen(dealer, r_x: torch.Tensor, r_gamma: torch.Tensor, r_beta: torch.Tenso
     r_mu = keygen_trfloor(dealer, ring.wrap(r_x.sum(-1) * mult), n, shift, op=f"{op}.mean")
     r_z = ring.wrap(r_x - r_mu.unsqueeze(-1))
     r_s = dealer.mask(r_x.shape, n)
-    with dealer.gate(f"{op}.square", r_x.shape) as (k0, k1):
-        for v in (r_z, ring.wrap(r_z * r_z + r_s)):
-            s0, s1 = dealer.share(v, n)
-            k0.words(s0.flatten())
-            k1.words(s1.flatten())
+    dealer.deal_words(f"{op}.square", r_x.shape, (r_z, r_z * r_z + r_s), n)
     r_rs = rsqrt.keygen(dealer, ring.wrap(r_s.sum(-1)), n, op=f"{op}.rsqrt")
     r_p = mul.keygen(dealer, r_z, r_rs.unsqueeze(-1), n, op=f"{op}.mul_rsqrt")
     r_t = keygen_tr_with_slack(dealer, r_p, n, F, op=f"{op}.trws_rsqrt")

@@ -26,12 +26,7 @@ def keygen(dealer, r_x: torch.Tensor, r_w: torch.Tensor, bits: int, op: str = "m
     shape = _out_shape(r_x.shape, r_w.shape)
     if r_out is None:
         r_out = dealer.mask(shape, bits)
-    c = (ring_matmul(r_x, r_w, bits) + r_out) & low_mask(bits)
-    with dealer.gate(op, shape) as (k0, k1):
-        for v in (r_x, r_w, c):
-            s0, s1 = dealer.share(v, bits)
-            k0.words(s0.flatten())
-            k1.words(s1.flatten())
+    dealer.deal_words(op, shape, (r_x, r_w, ring_matmul(r_x, r_w, bits) + r_out), bits)
     return r_out
 
 

@@ -21,11 +21,7 @@ def keygen(dealer, r_x: torch.Tensor, r_y: torch.Tensor, bits: int, op: str = "m
         r_out = dealer.mask(shape, bits)
     elif r_out.shape != shape:
         raise ValueError(f"{op}: output mask shape {tuple(r_out.shape)} != {tuple(shape)}")
-    with dealer.gate(op, shape) as (k0, k1):
-        for v in (r_x, r_y, (r_x * r_y + r_out) & low_mask(bits)):
-            s0, s1 = dealer.share(v, bits)
-            k0.words(s0.flatten())
-            k1.words(s1.flatten())
+    dealer.deal_words(op, shape, (r_x, r_y, r_x * r_y + r_out), bits)
     return r_out
 
 

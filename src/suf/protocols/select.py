@@ -20,15 +20,10 @@ def keygen(dealer, r_bit: torch.Tensor, r_y: torch.Tensor, bits: int, type_bytes
     if r_bit.shape != r_y.shape:
         raise ValueError(f"select: bit mask shape {tuple(r_bit.shape)} != value mask shape "
                          f"{tuple(r_y.shape)}")
-    m = low_mask(bits)
     if r_out is None:
         r_out = dealer.mask(r_y.shape, bits)
-    values = [r_bit, r_y, r_bit * r_y + r_out, 2 * r_bit, -2 * r_bit * r_y]
-    with dealer.gate(op, r_y.shape) as (k0, k1):
-        for v in values:
-            s0, s1 = dealer.share(v & m, bits)
-            k0.words(s0.flatten(), type_bytes)
-            k1.words(s1.flatten(), type_bytes)
+    dealer.deal_words(op, r_y.shape, (r_bit, r_y, r_bit * r_y + r_out, 2 * r_bit,
+                                       -2 * r_bit * r_y), bits, type_bytes)
     return r_out
 
 

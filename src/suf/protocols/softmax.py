@@ -320,11 +320,7 @@ def eval_inverse(party, s_hat: torch.Tensor, n: int, length: int,
 # the row operand gathered per entry.
 def _keygen_row_product(dealer, r_e, r_inv, row, n, op):
     r_z = dealer.mask(r_e.shape, n)
-    with dealer.gate(op, r_e.shape) as (k0, k1):
-        for v in (r_e, r_inv, r_e * r_inv[row] + r_z):
-            s0, s1 = dealer.share(v & low_mask(n), n)
-            k0.words(s0)
-            k1.words(s1)
+    dealer.deal_words(op, r_e.shape, (r_e, r_inv, r_e * r_inv[row] + r_z), n)
     return r_z
 
 
