@@ -56,3 +56,18 @@ def test_plan_scales_bytes_not_exchanges_with_batch():
     assert one["exchanges"] == four["exchanges"]
     assert four["comm_bytes"] > 3 * one["comm_bytes"]
     assert sigma_padded_size(1) == 4096
+
+
+def test_configurations_that_do_not_fit_are_refused_with_the_numbers(monkeypatch, tmp_path):
+    import shutil
+    from collections import namedtuple
+
+    from suf.nn.models import load_model
+    from suf.session import DoesNotFit, check_fits
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2**30, 2**30 - 4096, 4096))
+    p = plan(spec_for("bert-tiny"), 8, 1, str(tmp_path))
+    assert p["warnings"] and "GiB free" in p["warnings"][0]
+    with pytest.raises(DoesNotFit, match="key files need"):
+        check_fits(load_model("bert-tiny"), 8, 1, str(tmp_path))

@@ -193,9 +193,9 @@ def cmd_plan(args) -> int:
         t.add_row("peak memory per party GiB (estimate)",
                   f"{p['peak_memory_bytes_per_party_estimate'] / 2**30:.2f}", "")
         _console().print(t)
-        for w in p["warnings"]:
-            print("warning:", w)
-    return 1 if args.strict and p["warnings"] else 0
+    for w in p["warnings"]:
+        print(f"does not fit: {w}", file=sys.stderr)
+    return 2 if p["warnings"] else 0
 
 
 def cmd_deal(args) -> int:
@@ -253,7 +253,6 @@ def main(argv=None) -> int:
     pl.add_argument("--bits", type=int, default=None)
     pl.add_argument("--nonlinear", default="sigma")
     pl.add_argument("--key-dir", default=".", help="where key files would go (free-space check)")
-    pl.add_argument("--strict", action="store_true", help="exit 1 when the keys do not fit")
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(func=cmd_plan)
 
