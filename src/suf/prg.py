@@ -98,32 +98,35 @@ def _rotl32(x: torch.Tensor, r: int) -> torch.Tensor:
     return (x << r) | ((x >> (32 - r)) & ((1 << r) - 1))  # >> is arithmetic on int32: mask it
 
 
-def _quarter32(s: list, a: int, b: int, c: int, d: int) -> None:
-    s[a] += s[b]
-    s[d] = _rotl32(s[d] ^ s[a], 16)
-    s[c] += s[d]
-    s[b] = _rotl32(s[b] ^ s[c], 12)
-    s[a] += s[b]
-    s[d] = _rotl32(s[d] ^ s[a], 8)
-    s[c] += s[d]
-    s[b] = _rotl32(s[b] ^ s[c], 7)
+def _quarter4(a, b, c, d):
+    """Four quarter rounds at once: a, b, c, d are (4, M) rows of the state (in place on a, c)."""
+    a += b
+    d = _rotl32(d ^ a, 16)
+    c += d
+    b = _rotl32(b ^ c, 12)
+    a += b
+    d = _rotl32(d ^ a, 8)
+    c += d
+    b = _rotl32(b ^ c, 7)
+    return a, b, c, d
 
 
 def _chacha_int32(parts, shape, device, rounds: int) -> torch.Tensor:
-    """chacha_block in int32 lanes: adds wrap mod 2^32 natively, no masking after each one."""
-    init = [_to_int32(p).expand(shape) if isinstance(p, torch.Tensor)
-            else torch.full(shape, _to_int32(p), dtype=torch.int32, device=device) for p in parts]
-    s = [t.clone() for t in init]
+    """chacha_block in int32 lanes: adds wrap mod 2^32 natively, and the state is one (16, M)
+    tensor whose column round works on rows 0-3 / 4-7 / 8-11 / 12-15 together; the diagonal
+    round rotates rows 4-7, 8-11, 12-15 by 1, 2, 3 first (and back after)."""
+    m = int(torch.Size(shape).numel())
+    init = torch.stack([_to_int32(p).expand(shape).reshape(m) if isinstance(p, torch.Tensor)
+                        else torch.full((m,), _to_int32(p), dtype=torch.int32, device=device)
+                        for p in parts])
+    a, b, c, d = init.clone().split(4)
     for _ in range(rounds // 2):
-        _quarter32(s, 0, 4, 8, 12)
-        _quarter32(s, 1, 5, 9, 13)
-        _quarter32(s, 2, 6, 10, 14)
-        _quarter32(s, 3, 7, 11, 15)
-        _quarter32(s, 0, 5, 10, 15)
-        _quarter32(s, 1, 6, 11, 12)
-        _quarter32(s, 2, 7, 8, 13)
-        _quarter32(s, 3, 4, 9, 14)
-    return torch.stack([x + y for x, y in zip(s, init)], dim=-1).to(INT64) & M32
+        a, b, c, d = _quarter4(a, b, c, d)
+        b, c, d = b.roll(-1, 0), c.roll(-2, 0), d.roll(-3, 0)
+        a, b, c, d = _quarter4(a, b, c, d)
+        b, c, d = b.roll(1, 0), c.roll(2, 0), d.roll(3, 0)
+    out = torch.cat([a, b, c, d]) + init
+    return (out.T.to(INT64) & M32).reshape(*shape, 16)
 
 
 # -- 128-bit blocks as int64 pairs -----------------------------------------------------------
