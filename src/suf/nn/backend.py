@@ -51,6 +51,7 @@ class Backend:
         self.ring = Ring(bits)
         self.params = params
         self._layer: int | None = None
+        self.progress = None  # e.g. a tqdm bar: advanced by one after each layer
 
     @contextlib.contextmanager
     def layer(self, index: int | None):
@@ -60,6 +61,8 @@ class Backend:
             yield self
         finally:
             self._layer = outer
+            if self.progress is not None and index is not None:
+                self.progress.update(1)
 
     def key(self, op: str) -> str:
         """The full name of `op` in the current layer (parameter prefix and key op signature)."""

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+from tqdm import tqdm
 
 from suf.keys import MemoryKeys, new_dealing_id
 from suf.net.transport import local_pair
@@ -42,6 +43,11 @@ def _check_size(spec: ModelSpec, batch: int, length: int) -> None:
             raise ValueError(f"{name} must be an int >= 1, got {v!r}")
     if length > spec.max_positions:
         raise ValueError(f"length {length} exceeds the model's {spec.max_positions} positions")
+
+
+def _progress(spec: ModelSpec, what: str):
+    """A per-layer progress bar on stderr (hidden when stderr is not a terminal)."""
+    return tqdm(total=spec.layers, desc=what, unit="layer", leave=False, disable=None)
 
 
 def _words(x: torch.Tensor) -> bytes:
@@ -118,7 +124,8 @@ def deal(deployment: Deployment, batch: int, length: int, sinks, *, dealing_id: 
     sinks[1].add(INPUT_MASKS, (sum(r.numel() for r in r_in),),
                  b"".join(_words(r.flatten()) for r in r_in))
     be = DealerBackend(spec.bits, {k: v.to(dev) for k, v in deployment.masks.items()}, dealer)
-    r_out = forward(be, spec, r_in[0], r_in[1] if len(r_in) > 1 else None)
+    with _progress(spec, "dealer: keys") as be.progress:
+        r_out = forward(be, spec, r_in[0], r_in[1] if len(r_in) > 1 else None)
     sinks[1].add(OUTPUT_MASK, tuple(r_out.shape), _words(r_out))
     keygen_s = time.perf_counter() - t0
     return DealReport(dealing_id, deployment.key_hash(batch, length), list(dealer.key_bytes),
@@ -186,7 +193,8 @@ def serve(party: Party, spec: ModelSpec, masked_weights: dict, batch: int, lengt
         hats.append(flat[pos:pos + k].view(s))
         pos += k
     be = PartyBackend(n, masked_weights, party)
-    y_hat = forward(be, spec, hats[0], hats[1] if len(hats) > 1 else None)
+    with _progress(spec, f"P{party.id}: online") as be.progress:
+        y_hat = forward(be, spec, hats[0], hats[1] if len(hats) > 1 else None)
     if party.id == 0:
         return y_hat
     r_out = _read_words(party.keys.next(OUTPUT_MASK), tuple(y_hat.shape), dev)
