@@ -131,6 +131,13 @@ def _bytes_of(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous().cpu().view(torch.uint8).reshape(-1)
 
 
+def party_env() -> dict:
+    """The environment of a party process when both parties share this machine: half the cores
+    each (two full-size torch thread pools on the same cores slow both down several times)."""
+    threads = str(max(1, (os.cpu_count() or 2) // 2))
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": threads}
+
+
 def wait_parties(procs, timeout: float) -> None:
     """Wait for the two party processes; RuntimeError with their stderr if one failed."""
     errors = []
@@ -169,7 +176,7 @@ def run_gate(gate: str, bits: int = 50, count: int = 1024, shift: int = 12, devi
                    "--spec", json.dumps(spec_args), "--input-seed", input_seed.hex(),
                    "--out", str(work / f"result.p{party}.json"), "--device", str(device),
                    "--timeout", str(timeout)]
-            procs.append(subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True))
+            procs.append(subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=party_env()))
         wait_parties(procs, timeout + 30)
         results = [json.loads((work / f"result.p{p}.json").read_text()) for p in (0, 1)]
     output = torch.tensor(results[1]["output"])

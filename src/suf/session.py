@@ -13,7 +13,6 @@ every inference of that deployment reuses by design, so it is opened without the
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from suf.nn.models import Model, mean_pool
 from suf.nn.plan import plan
 from suf.nn.runtime import Deployment, deal as deal_keys, publish_weights, serve as serve_party
 from suf.protocols.core import Party
-from suf.runner import free_port, wait_parties
+from suf.runner import free_port, party_env, wait_parties
 
 DEPLOYMENT_OP = "weight-masks"
 
@@ -171,7 +170,7 @@ def run(model_name: str, *, texts=None, ids=None, length=None, batch=1, device="
                 unpadded = [row[:int(r)] for row, r in zip(inp.ids.tolist(), inp.real.sum(1))]
                 cmd += ["--ids", json.dumps(unpadded), "--length", str(L)]
             procs.append(subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                          text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}))
+                                          text=True, env=party_env()))
         wait_parties(procs, timeout + 120)
         results = [json.loads((Path(tmp) / f"result.p{p}.json").read_text()) for p in (0, 1)]
     y = torch.tensor(results[1]["output"])
