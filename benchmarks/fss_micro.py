@@ -14,12 +14,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
-import subprocess
 import time
 
 import torch
+
+import provenance
 
 from suf.fss import compare, dpf, lut
 from suf.prg import Stream
@@ -42,27 +42,6 @@ def _timer(device, fn, repeats):
             fn()
             times.append(time.perf_counter() - t)
     return statistics.median(times)
-
-
-def _hardware(device):
-    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        try:
-            import triton
-            info["triton"] = triton.__version__
-        except ImportError:
-            pass
-    return info
-
-
-def _commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("SUF_COMMIT", "unknown")
 
 
 def run(device, log_n, repeats):
@@ -111,10 +90,10 @@ def main():
             for key in [k for k in r if k.endswith("_per_s")]:
                 r[key + "_per_core"] = r[key] / threads
     result = {"benchmark": "fss_micro", "date": datetime.datetime.now(datetime.timezone.utc)
-              .isoformat(timespec="seconds"), "commit": _commit(),
+              .isoformat(timespec="seconds"), "commit": provenance.commit(),
               "command": "PYTHONPATH=src python3 benchmarks/fss_micro.py " +
               f"--device {args.device} --log-n {log_n} --repeats {args.repeats}",
-              "device": str(device), "hardware": _hardware(device), "rows": rows}
+              "device": str(device), "hardware": {**provenance.machine(str(device)), "torch_threads": torch.get_num_threads()}, "rows": rows}
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
 

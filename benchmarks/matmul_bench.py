@@ -12,10 +12,11 @@ import argparse
 import datetime
 import json
 import statistics
-import subprocess
 import sys
 
 import torch
+
+import provenance
 
 from suf.linalg import limb_plan, ring_matmul
 
@@ -38,13 +39,7 @@ def _time_ms(fn, iters: int, rounds: int) -> float:
 
 
 def _commit(given: str | None) -> str:
-    if given:
-        return given
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    return given or provenance.commit()
 
 
 def main() -> None:

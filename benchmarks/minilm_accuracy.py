@@ -15,11 +15,12 @@ import datetime
 import json
 import platform
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
+
+import provenance
 
 from suf.nn import load_model, mean_pool
 
@@ -47,20 +48,6 @@ SENTENCES = [
     "I forgot my umbrella at the office.",
 ]
 MARK = ("<!-- minilm-accuracy:begin -->", "<!-- minilm-accuracy:end -->")
-
-
-def _git(*args) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def measure() -> dict:
@@ -136,15 +123,13 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/minilm_accuracy.json")
     ap.add_argument("--md", type=Path, default=ROOT / "docs/models.md")
     args = ap.parse_args()
-    commit = _git("rev-parse", "--short", "HEAD")
-    if _git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks"):
-        commit += " + uncommitted changes"
+    commit = provenance.commit()
     res = {
         "benchmark": "all-MiniLM-L6-v2: SIGMA fixed point (reference backend) vs float64",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": commit,
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
-        "machine": {"cpu": _cpu_name(), "torch": torch.__version__,
+        "machine": {"cpu": provenance.cpu_name(), "torch": torch.__version__,
                     "transformers": transformers.__version__,
                     "python": platform.python_version()},
         **measure(),

@@ -16,40 +16,20 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+import provenance
+
 from suf.nn import load_model, run_secure
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks/results"
 MARK = ("<!-- nn-secure:begin -->", "<!-- nn-secure:end -->")
-
-
-def _git(*args) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-
-def _machine(device: str) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    out = {"cpu": cpu, "torch": torch.__version__, "python": platform.python_version()}
-    if device.startswith("cuda"):
-        out["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    return out
 
 
 def table(md: Path) -> None:
@@ -110,16 +90,14 @@ def main() -> None:
                      seed=None if args.seed is None else bytes.fromhex(args.seed))
     total_s = time.perf_counter() - t0
     equal = bool(torch.equal(run.output.cpu(), want))
-    commit = _git("rev-parse", "--short", "HEAD") or os.environ.get("SUF_COMMIT", "unknown")
-    if _git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks"):
-        commit += " + uncommitted changes"
+    commit = provenance.commit()
     report = run.report()
     res = {
         "benchmark": "one secure inference, dealer + P0 + P1 in one process (suf.nn.run_secure)",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": commit,
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
-        "machine": _machine(args.device),
+        "machine": provenance.machine(args.device),
         "model": args.model, "spec": json.loads(model.spec.to_json()),
         "batch": args.batch, "length": args.length, "device": args.device,
         "padded_tokens": int((~batch.real).sum()),

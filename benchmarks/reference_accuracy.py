@@ -14,11 +14,12 @@ import datetime
 import json
 import math
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
+
+import provenance
 
 from suf.protocols import tables
 from suf.protocols.gelu import reference_gelu
@@ -30,20 +31,6 @@ from suf.ring import Ring
 ROOT = Path(__file__).resolve().parent.parent
 F = tables.SCALE
 ULP = 2.0**-F
-
-
-def _git(*args) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _stats(err: torch.Tensor, at: torch.Tensor) -> dict:
@@ -255,15 +242,13 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/reference_accuracy.json")
     ap.add_argument("--md", type=Path, default=ROOT / "docs/reference_accuracy.md")
     args = ap.parse_args()
-    commit = _git("rev-parse", "--short", "HEAD")
-    if _git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks"):
-        commit += " + uncommitted changes"
+    commit = provenance.commit()
     res = {
         "benchmark": "accuracy of the SIGMA fixed-point references (suf.protocols) vs float64",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": commit,
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
-        "machine": {"cpu": _cpu_name(), "torch": torch.__version__, "python": platform.python_version()},
+        "machine": {"cpu": provenance.cpu_name(), "torch": torch.__version__, "python": platform.python_version()},
         "pointwise": pointwise("GeLU", reference_gelu, gelu_float, 50)
         + pointwise("SiLU", reference_silu, silu_float, 50),
         "softmax_parts": nexp_rows(50) + inverse_rows(50, 128),
