@@ -112,6 +112,20 @@ def test_stream_vector_and_continuation(device):
     assert r.shape == (3, 4) and int(r.min()) >= 0 and int(r.max()) < 2**13
 
 
+@pytest.mark.cuda
+def test_stream_kernel_equals_cpu_across_the_counter_word():
+    """The fused CUDA stream gives the CPU's words, also where the block counter carries into
+    its high 32-bit word, for sizes that are not whole blocks or whole kernel programs."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    key = bytes(range(100, 132))
+    for start, count in ((0, 1), (2**32 - 3, 100), (12345, 8 * 129 + 5)):
+        cpu, gpu = Stream(key, 0xDEADBEEF, "cpu"), Stream(key, 0xDEADBEEF, "cuda")
+        cpu.block_counter = gpu.block_counter = start
+        assert torch.equal(gpu.words64(count).cpu(), cpu.words64(count))
+        assert gpu.block_counter == cpu.block_counter
+
+
 def test_stream_rejects_bad_keys():
     with pytest.raises(ValueError):
         Stream(b"short")

@@ -180,12 +180,17 @@ class Stream:
     def words64(self, count: int) -> torch.Tensor:
         """`count` uniformly random 64-bit values (int64 bit patterns)."""
         nblocks = -(-count // 8)
-        ctr = torch.arange(self.block_counter, self.block_counter + nblocks,
-                           dtype=INT64, device=self.device)
+        start = self.block_counter
         self.block_counter += nblocks
-        kw = [torch.tensor(k, dtype=INT64, device=self.device) for k in self.key_words]
-        out = chacha_block(kw, ctr, (self.stream_id, 0))  # (nblocks, 16)
-        return (out[:, 0::2] | (out[:, 1::2] << 32)).reshape(-1)[:count]
+        from suf.fss import kernels  # one fused launch on CUDA (suf.fss imports this module)
+
+        words = kernels.chacha_stream(self.key_words, start, nblocks, self.stream_id, self.device)
+        if words is None:
+            ctr = torch.arange(start, start + nblocks, dtype=INT64, device=self.device)
+            kw = [torch.tensor(k, dtype=INT64, device=self.device) for k in self.key_words]
+            out = chacha_block(kw, ctr, (self.stream_id, 0))  # (nblocks, 16)
+            words = out[:, 0::2] | (out[:, 1::2] << 32)
+        return words.reshape(-1)[:count]
 
     def ring(self, shape, bits: int) -> torch.Tensor:
         """Uniform elements of Z_{2^bits} in a tensor of the given shape."""

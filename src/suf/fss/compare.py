@@ -70,9 +70,16 @@ def payload_size(n: int, N: int) -> int:
     return dpf.payload_size("lt", n, N)
 
 
+def to_payload(key: Key) -> torch.Tensor:
+    return dpf.to_payload(key, "lt")
+
+
 def to_bytes(key: Key) -> bytes:
     return dpf.to_bytes(key, "lt")
 
 
-def from_bytes(buf: bytes, n: int, N: int, party: int, device="cpu") -> Key:
-    return dpf.from_bytes(buf, n, N, party, "lt", device)
+def from_payload(buf, n: int, N: int, party: int, device="cpu") -> Key:
+    return dpf.from_payload(buf, n, N, party, "lt", device)
+
+
+from_bytes = from_payload

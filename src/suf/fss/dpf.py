@@ -25,7 +25,7 @@ Only the party with t = 1 applies it, and exactly one does on the path.  The lea
 c_0[d] ^ c_1[d], with the one-hot bit 1 << (α & 127) XORed into the keep side: the two leaf blocks
 then XOR to that one-hot block at α's leaf and to 0 everywhere else.
 
-Serialization (`to_bytes`/`from_bytes`, no headers; sizes equal SIGMA's, sigma_spec §0.3, §2.2):
+Serialization (`to_payload`/`from_payload` on tensors, `to_bytes`/`from_bytes`; no headers; sizes equal SIGMA's, sigma_spec §0.3, §2.2):
   scw: D blocks per key, level-major (level 0 = the root seed, level l >= 1 = cw[l-1]); l0[N]; l1[N];
   then tR, either "point"/"lt" (comparison layout): D levels x ceil(N/32) u32 words, 32 keys per
   word (key j at bit j % 32), level 0 unused (zero) and level l = tr[l-1] (aligned with scw);
@@ -316,41 +316,51 @@ def payload_size(kind: str, n: int, N: int) -> int:
     return 16 * D * N + 32 * N + tr_bytes
 
 
-def to_bytes(key: Key, kind: str = "point") -> bytes:
-    """The key's payload in the layout of `kind` (module docstring); no header."""
+def to_payload(key: Key, kind: str = "point") -> torch.Tensor:
+    """The key's payload in the layout of `kind` (module docstring; no header) as a flat
+    torch.uint8 tensor on the key's device: dealing on a GPU never leaves it."""
     check_key(key)
     _check_layout(kind, key.n, key.N)
     if isinstance(key, TableKey):
         table_kind = "lt" if kind == "lt" else "point"
         if key.kind != table_kind:
             raise ValueError(f"a {key.kind!r} truth table cannot be written as a {kind!r} key")
-        return sstable.to_bytes(key)
-    D = key.depth
-    blocks = torch.cat([key.seed[None], key.cw, key.leaf]).cpu()  # scw levels, then l0, l1
-    parts = [pack(blocks.reshape(-1), 64)]
-    tr = key.tr.cpu()
+        return sstable.to_payload(key)
+    D, N, dev = key.depth, key.N, key.device
+    blocks = torch.cat([key.seed[None], key.cw, key.leaf])  # scw levels, then l0, l1
     if kind == "evalall":
-        shifts = torch.arange(D - 1, dtype=INT64)[:, None]
-        parts.append(pack((tr << shifts).sum(0), 32, type_bytes=4))
+        shifts = torch.arange(D - 1, dtype=INT64, device=dev)[:, None]
+        tr = pack((key.tr << shifts).sum(0), 32, type_bytes=4)
     else:
-        parts += [pack(torch.zeros(key.N, dtype=INT64), 1)] + [pack(row, 1) for row in tr]
-    return torch.cat(parts).numpy().tobytes()
+        # D levels of ceil(N/32) words: pad each level to whole words, level 0 zero
+        levels = torch.zeros(D, _words32(N) * 32, dtype=INT64, device=dev)
+        levels[1:, :N] = key.tr
+        tr = pack(levels.reshape(-1), 1)
+    return torch.cat([pack(blocks.reshape(-1), 64), tr])
 
 
-def from_bytes(buf: bytes, n: int, N: int, party: int, kind: str = "point",
-               device="cpu") -> Key:
-    """Inverse of `to_bytes`: N keys of `party` for n-bit inputs, placed on `device`."""
-    if not isinstance(buf, (bytes, bytearray, memoryview)):
-        raise TypeError(f"key payload must be bytes, got {type(buf).__name__}")
+def to_bytes(key: Key, kind: str = "point") -> bytes:
+    """`to_payload` as bytes."""
+    return to_payload(key, kind).cpu().numpy().tobytes()
+
+
+def _words32(N: int) -> int:
+    return -(-N // 32)
+
+
+def from_payload(buf, n: int, N: int, party: int, kind: str = "point", device="cpu") -> Key:
+    """Inverse of `to_payload`: N keys of `party` for n-bit inputs, placed on `device`.  buf: a
+    flat torch.uint8 tensor (read, never written) or bytes-like."""
+    raw = _byte_tensor(buf)
     _check_layout(kind, n, N)
     check_party(party)
     size = payload_size(kind, n, N)
-    if len(buf) != size:
-        raise ValueError(f"key payload has {len(buf)} bytes, expected {size} for N={N} "
+    if raw.numel() != size:
+        raise ValueError(f"key payload has {raw.numel()} bytes, expected {size} for N={N} "
                          f"{kind!r} keys of n={n} bits")
+    raw = raw.to(device)
     if n <= LEAF_BITS:
-        return sstable.from_bytes(buf, n, N, party, "lt" if kind == "lt" else "point", device)
-    raw = torch.from_numpy(np.frombuffer(buf, dtype=np.uint8).copy())
+        return sstable.from_payload(raw, n, N, party, "lt" if kind == "lt" else "point")
     D = n - LEAF_BITS
     nb = 16 * (D + 2) * N
     blocks = unpack(raw[:nb], 64, 2 * (D + 2) * N).reshape(D + 2, N, 2)
@@ -359,12 +369,26 @@ def from_bytes(buf: bytes, n: int, N: int, party: int, kind: str = "point",
         words = unpack(rest, 32, N, type_bytes=4)
         if bool((words >> (D - 1)).any()):
             raise ValueError(f"eval-all tR words have bits set beyond the {D - 1} levels")
-        tr = (words[None] >> torch.arange(D - 1, dtype=INT64)[:, None]) & 1
+        tr = (words[None] >> torch.arange(D - 1, dtype=INT64, device=raw.device)[:, None]) & 1
     else:
-        w = 4 * -(-N // 32)
-        levels = [unpack(rest[lv * w:(lv + 1) * w], 1, N) for lv in range(D)]
+        width = _words32(N) * 32
+        levels = unpack(rest, 1, D * width).view(D, width)[:, :N]
         if bool(levels[0].any()):
             raise ValueError("the unused tR level 0 is not zero (corrupt key payload)")
-        tr = torch.stack(levels[1:]) if D > 1 else torch.zeros(0, N, dtype=INT64)
-    key = DPFKey(n, party, blocks[0], blocks[1:D], tr, blocks[D:])
-    return key.to(device)
+        tr = levels[1:].contiguous()
+    return DPFKey(n, party, blocks[0], blocks[1:D], tr, blocks[D:])
+
+
+def from_bytes(buf, n: int, N: int, party: int, kind: str = "point", device="cpu") -> Key:
+    """`from_payload` (kept under the name the byte-oriented callers use)."""
+    return from_payload(buf, n, N, party, kind, device)
+
+
+def _byte_tensor(buf) -> torch.Tensor:
+    if isinstance(buf, torch.Tensor):
+        if buf.dtype != torch.uint8 or buf.dim() != 1:
+            raise TypeError("a key payload tensor must be flat torch.uint8")
+        return buf
+    if not isinstance(buf, (bytes, bytearray, memoryview)):
+        raise TypeError(f"key payload must be bytes or a uint8 tensor, got {type(buf).__name__}")
+    return torch.from_numpy(np.frombuffer(buf, dtype=np.uint8).copy())

@@ -147,6 +147,40 @@ if triton is not None:
         return (x0 + c0, x1 + c1, x2 + c2, x3 + c3, x4 + k0, x5 + k1, x6 + k2, x7 + k3,
                 x8, x9, x10, x11, x12, x13, x14, x15)
 
+    @triton.jit
+    def _stream_kernel(out_ptr, nblocks, ctr0, k0, k1, k2, k3, k4, k5, k6, k7, nonce,
+                       ROUNDS: tl.constexpr, BLOCK: tl.constexpr):
+        """The dealer's stream (suf.prg.Stream): block b = ChaCha(key, counter ctr0 + b, nonce
+        (nonce, 0)), stored as 8 int64 words per block (output words 2j | 2j+1 << 32)."""
+        blk = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        valid = blk < nblocks
+        ctr = blk + ctr0
+        z = tl.zeros((BLOCK,), tl.uint32)
+        init = (z + 0x61707865, z + 0x3320646E, z + 0x79622D32, z + 0x6B206574,
+                z + k0.to(tl.uint32), z + k1.to(tl.uint32), z + k2.to(tl.uint32),
+                z + k3.to(tl.uint32), z + k4.to(tl.uint32), z + k5.to(tl.uint32),
+                z + k6.to(tl.uint32), z + k7.to(tl.uint32),
+                (ctr & 0xFFFFFFFF).to(tl.uint32), (ctr >> 32).to(tl.uint32),
+                z + nonce.to(tl.uint32), z)
+        x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15 = init
+        for _ in tl.static_range(ROUNDS // 2):
+            x0, x4, x8, x12 = _qr(x0, x4, x8, x12)
+            x1, x5, x9, x13 = _qr(x1, x5, x9, x13)
+            x2, x6, x10, x14 = _qr(x2, x6, x10, x14)
+            x3, x7, x11, x15 = _qr(x3, x7, x11, x15)
+            x0, x5, x10, x15 = _qr(x0, x5, x10, x15)
+            x1, x6, x11, x12 = _qr(x1, x6, x11, x12)
+            x2, x7, x8, x13 = _qr(x2, x7, x8, x13)
+            x3, x4, x9, x14 = _qr(x3, x4, x9, x14)
+        y = (x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15)
+        col = tl.arange(0, 8)[None, :]
+        row = tl.zeros((BLOCK, 8), tl.int64)
+        for j in tl.static_range(8):
+            lo = (y[2 * j] + init[2 * j]).to(tl.uint64)
+            hi = (y[2 * j + 1] + init[2 * j + 1]).to(tl.uint64)
+            row = tl.where(col == j, (lo | (hi << 32)).to(tl.int64, bitcast=True)[:, None], row)
+        tl.store(out_ptr + 8 * blk[:, None] + col, row, mask=valid[:, None])
+
     # -- 128-bit blocks: int64 [lo, hi] pairs in memory, four uint32 words in registers -------
     @triton.jit
     def _load_block(ptr, off, mask):
@@ -433,6 +467,26 @@ def expand(seeds: torch.Tensor, rounds: int = ROUNDS):
     _expand_kernel[_grid(flat.shape[0], _BLOCK)](flat, out, flat.shape[0], ROUNDS=rounds,
                                                    BLOCK=_BLOCK, num_warps=_WARPS)
     return out.reshape(*seeds.shape[:-1], 4, 2)
+
+
+def chacha_stream(key_words, counter: int, nblocks: int, nonce: int, device,
+                  rounds: int = ROUNDS):
+    """`nblocks` ChaCha blocks from block `counter` on as int64 (nblocks, 8): word j of a block is
+    output words 2j | 2j+1 << 32 (suf.prg.Stream.words64); None without Triton or off CUDA."""
+    _check_rounds(rounds)
+    if len(key_words) != 8 or not all(0 <= int(k) < 2**32 for k in key_words):
+        raise ValueError("a ChaCha stream takes 8 key words of 32 bits")
+    if not 0 <= nonce < 2**32 or counter < 0 or nblocks < 0 or counter + nblocks > 2**63:
+        raise ValueError("stream counter or nonce out of range")
+    device = torch.device(device)
+    if triton is None or device.type != "cuda":
+        return None
+    out = torch.empty((nblocks, 8), dtype=INT64, device=device)
+    if nblocks:
+        _stream_kernel[_grid(nblocks, _BLOCK)](out, nblocks, counter, *[int(k) for k in key_words],
+                                               nonce, ROUNDS=rounds, BLOCK=_BLOCK,
+                                               num_warps=_WARPS)
+    return out
 
 
 def _walk(seed, cw, tr, leaf, x, n, party, lt: bool, rounds: int):

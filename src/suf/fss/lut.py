@@ -132,11 +132,18 @@ def payload_size(k: int, N: int) -> int:
     return dpf.payload_size("evalall", k, N)
 
 
-def to_bytes(key: LUTKey) -> bytes:
+def to_payload(key: LUTKey) -> torch.Tensor:
     if not isinstance(key, LUTKey):
         raise TypeError(f"expected a LUTKey, got {type(key).__name__}")
-    return dpf.to_bytes(key.dpf, "evalall")
+    return dpf.to_payload(key.dpf, "evalall")
 
 
-def from_bytes(buf: bytes, k: int, N: int, party: int, device="cpu") -> LUTKey:
-    return LUTKey(dpf.from_bytes(buf, k, N, party, "evalall", device))
+def to_bytes(key: LUTKey) -> bytes:
+    return to_payload(key).cpu().numpy().tobytes()
+
+
+def from_payload(buf, k: int, N: int, party: int, device="cpu") -> LUTKey:
+    return LUTKey(dpf.from_payload(buf, k, N, party, "evalall", device))
+
+
+from_bytes = from_payload

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from suf.prg import Stream
@@ -123,18 +122,22 @@ def payload_size(n: int, N: int) -> int:
     return N * (1 << max(0, n - 3))
 
 
-def to_bytes(key: TableKey) -> bytes:
+def to_payload(key: TableKey) -> torch.Tensor:
+    """The first 2^max(0, n-3) bytes of each key's little-endian table block, as a flat
+    torch.uint8 tensor on the key's device."""
     nbytes = 1 << max(0, key.n - 3)
-    raw = key.table.cpu().contiguous().view(torch.uint8)  # (N, 16), little-endian blocks
-    return raw[:, :nbytes].contiguous().numpy().tobytes()
+    raw = key.table.contiguous().view(torch.uint8).view(-1, 16)  # (N, 16) little-endian blocks
+    return raw[:, :nbytes].reshape(-1)
 
 
-def from_bytes(buf: bytes, n: int, N: int, party: int, kind: str, device="cpu") -> TableKey:
+def from_payload(buf: torch.Tensor, n: int, N: int, party: int, kind: str) -> TableKey:
+    """Inverse of `to_payload` (buf: flat torch.uint8 of N·2^max(0, n-3) bytes, read only); the
+    key lives on buf's device."""
     nbytes = 1 << max(0, n - 3)
-    raw = torch.zeros(N, 16, dtype=torch.uint8)
-    raw[:, :nbytes] = torch.from_numpy(np.frombuffer(buf, dtype=np.uint8).copy()).view(N, nbytes)
+    raw = torch.zeros(N, 16, dtype=torch.uint8, device=buf.device)
+    raw[:, :nbytes] = buf.view(N, nbytes)
     table = raw.view(INT64).reshape(N, 2)
-    if bool((table & ~low_mask(torch.full((N,), 1 << n, dtype=INT64))).any()):
+    if bool((table & ~low_mask(torch.full((N,), 1 << n, dtype=INT64, device=buf.device))).any()):
         raise ValueError(f"table key bytes have bits set beyond the 2^{n} table entries "
                          f"(corrupt, or written for another n)")
-    return TableKey(n, party, kind, table.to(device))
+    return TableKey(n, party, kind, table)

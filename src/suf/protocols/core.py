@@ -4,8 +4,9 @@ A gate module has three functions (DESIGN.md): ``keygen(dealer, r_in, ...) -> r_
 and writes both parties' keys, ``eval(party, x_hat, ...) -> y_hat`` walks masked values with one
 party's key and the transport, and ``reference(x, ...) -> y`` is the cleartext fixed-point function.
 
-Keys are byte strings, one per gate and party, built part by part with `KeyBuilder` and read back
-in the same order with `KeyParser`.  Ring words are written as little-endian |T|-byte integers and
+Keys are byte strings (flat torch.uint8 tensors, on the GPU when the dealer runs there), one per
+gate and party, built part by part with `KeyBuilder` and read back in the same order with
+`KeyParser`.  Ring words are written as little-endian |T|-byte integers and
 bit vectors as SIGMA's packed 32-bit words, so a gate's key payload has SIGMA's byte count.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Iterator, Protocol
 
 import torch
 
+from suf.keys.format import view_bytes
 from suf.prg import Stream
 from suf.ring import low_mask, pack, packed_size, unpack
 
@@ -26,71 +28,91 @@ class KeySink(Protocol):
 
 
 class KeySource(Protocol):
-    def next(self, op: str): ...
+    def next_tensor(self, op: str): ...
 
 
 # -- key (de)serialisation --------------------------------------------------------------------
 class KeyBuilder:
-    """Appends the parts of one party's key for one gate."""
+    """Appends the parts of one party's key for one gate, as torch.uint8 tensors on the dealer's
+    device (a GPU dealing never copies a key to the host unless its sink does)."""
 
-    def __init__(self):
-        self.parts: list[bytes] = []
+    def __init__(self, device="cpu"):
+        self.device = torch.device(device)
+        self.parts: list[torch.Tensor] = []
         self.size = 0
 
-    def _add(self, b: bytes) -> "KeyBuilder":
-        self.parts.append(b)
-        self.size += len(b)
+    def _add(self, t: torch.Tensor) -> "KeyBuilder":
+        self.parts.append(t.reshape(-1).to(self.device))
+        self.size += t.numel()
         return self
 
     def words(self, x: torch.Tensor, type_bytes: int = 8) -> "KeyBuilder":
         """Ring elements as little-endian `type_bytes`-byte words (SIGMA writes full words)."""
-        return self._add(pack(x, 8 * type_bytes, type_bytes).cpu().numpy().tobytes())
+        return self._add(pack(x, 8 * type_bytes, type_bytes))
 
     def bits(self, x: torch.Tensor) -> "KeyBuilder":
         """A vector of bits packed 32 to a word (SIGMA's `writeShares` for bw = 1)."""
-        return self._add(pack(x & 1, 1).cpu().numpy().tobytes())
+        return self._add(pack(x & 1, 1))
 
-    def raw(self, b: bytes) -> "KeyBuilder":
-        return self._add(bytes(b))
+    def raw(self, b) -> "KeyBuilder":
+        """Bytes as they are: a flat torch.uint8 tensor (e.g. suf.fss `to_payload`) or bytes."""
+        if not isinstance(b, torch.Tensor):
+            b = torch.frombuffer(bytearray(b), dtype=torch.uint8) if len(b) else \
+                torch.empty(0, dtype=torch.uint8)
+        if b.dtype != torch.uint8:
+            raise TypeError(f"raw key bytes must be torch.uint8, got {b.dtype}")
+        return self._add(b)
+
+    def payload(self) -> torch.Tensor:
+        """The key: the parts concatenated, one flat torch.uint8 tensor on the dealer's device."""
+        if not self.parts:
+            return torch.empty(0, dtype=torch.uint8, device=self.device)
+        return torch.cat(self.parts) if len(self.parts) > 1 else self.parts[0]
 
     def tobytes(self) -> bytes:
-        return b"".join(self.parts)
+        return self.payload().cpu().numpy().tobytes()
 
 
 class KeyParser:
-    """Reads back the parts written by `KeyBuilder`, in the same order, onto a device."""
+    """Reads back the parts written by `KeyBuilder`, in the same order, onto a device.
+
+    payload: a flat torch.uint8 tensor (anywhere: it is moved to `device` in one copy) or bytes.
+    The parts handed out view it and are never written to (a key file's chunk is a read-only
+    mapping)."""
 
     def __init__(self, payload, device="cpu", what: str = "key"):
-        self.buf = memoryview(payload).cast("B")
-        self.pos = 0
         self.device = torch.device(device)
         self.what = what
+        if isinstance(payload, torch.Tensor):
+            if payload.dtype != torch.uint8:
+                raise TypeError(f"{what}: a key payload tensor must be torch.uint8")
+            buf = payload.reshape(-1)
+        else:
+            buf = view_bytes(memoryview(payload).cast("B"), torch.uint8)
+        self.buf = buf.to(self.device)
+        self.pos = 0
 
-    def _take(self, n: int) -> memoryview:
-        if self.pos + n > len(self.buf):
-            raise ValueError(f"{self.what}: key too short ({len(self.buf)} bytes, "
+    def _take(self, n: int) -> torch.Tensor:
+        if self.pos + n > self.buf.numel():
+            raise ValueError(f"{self.what}: key too short ({self.buf.numel()} bytes, "
                              f"needs more than {self.pos + n})")
         b = self.buf[self.pos: self.pos + n]
         self.pos += n
         return b
 
-    def _tensor(self, n: int) -> torch.Tensor:
-        raw = self._take(n)
-        t = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if n else torch.empty(0, dtype=torch.uint8)
-        return t.to(self.device)
-
     def words(self, count: int, type_bytes: int = 8) -> torch.Tensor:
-        return unpack(self._tensor(count * type_bytes), 8 * type_bytes, count, type_bytes)
+        return unpack(self._take(count * type_bytes), 8 * type_bytes, count, type_bytes)
 
     def bits(self, count: int) -> torch.Tensor:
-        return unpack(self._tensor(packed_size(1, count)), 1, count)
+        return unpack(self._take(packed_size(1, count)), 1, count)
 
-    def raw(self, n: int) -> bytes:
-        return bytes(self._take(n))
+    def raw(self, n: int) -> torch.Tensor:
+        """The next n bytes as a flat torch.uint8 view (read only)."""
+        return self._take(n)
 
     def done(self) -> None:
-        if self.pos != len(self.buf):
-            raise ValueError(f"{self.what}: {len(self.buf) - self.pos} unread key bytes "
+        if self.pos != self.buf.numel():
+            raise ValueError(f"{self.what}: {self.buf.numel() - self.pos} unread key bytes "
                              "(key made for another gate or shape)")
 
 
@@ -142,11 +164,11 @@ class Dealer:
         such as bitwidths and counts).  Our payload leaves them out; they are tallied apart so that
         payload + headers can be compared with SIGMA's key sizes (sigma_cost_model.py).
         """
-        k0, k1 = KeyBuilder(), KeyBuilder()
+        k0, k1 = KeyBuilder(self.device), KeyBuilder(self.device)
         yield k0, k1
         self.sigma_header_bytes += sigma_header
         for b, (sink, k) in enumerate(zip(self.sinks, (k0, k1))):
-            sink.add(op, tuple(shape), k.tobytes())
+            sink.add(op, tuple(shape), k.payload())
             self.key_bytes[b] += k.size
 
 
@@ -175,7 +197,7 @@ class Party:
         self.transport.close()
 
     def key(self, op: str) -> KeyParser:
-        payload = self.keys.next(op)
+        payload = self.keys.next_tensor(op)
         return KeyParser(payload, self.device, what=op)
 
     def open(self, share: torch.Tensor, bits: int, type_bytes: int = 8) -> torch.Tensor:

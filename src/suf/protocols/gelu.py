@@ -121,8 +121,8 @@ def keygen_relu_minus_lut(dealer, r_in: torch.Tensor, n: int, clip_bits: int,
     cd0, cd1 = dealer.share_bits(((neg >> (b - 1)) & 1) ^ 1 ^ r_d)
     ri0, ri1 = dealer.share_bits(r_i)
     with dealer.gate(f"{op}.cmp", (N,), sigma_dpf_header(b - 1)) as (g0, g1):
-        g0.raw(compare.to_bytes(k0)).bits(cd0).bits(ri0)
-        g1.raw(compare.to_bytes(k1)).bits(cd1).bits(ri1)
+        g0.raw(compare.to_payload(k0)).bits(cd0).bits(ri0)
+        g1.raw(compare.to_payload(k1)).bits(cd1).bits(ri1)
 
     # selectlin: table position p holds the entry of j = p ^ (2·r_i + r_d)
     r_c = dealer.mask(N, clip_bits)
@@ -165,7 +165,7 @@ def _eval_relu_minus_lut(party, x: torch.Tensor, n: int, clip_bits: int, table: 
     y = eval_tr_with_slack(party, x, n, F - 6, bits_out=b, op=f"{op}.trws")
 
     key = party.key(f"{op}.cmp")
-    k = compare.from_bytes(key.raw(compare.payload_size(b - 1, N)), b - 1, N, party.id,
+    k = compare.from_payload(key.raw(compare.payload_size(b - 1, N)), b - 1, N, party.id,
                            party.device)
     c_d, r_i = key.bits(N), key.bits(N)
     key.done()

@@ -27,8 +27,8 @@ def keygen(dealer, r_in: torch.Tensor, k: int, bits: int, op: str = "lut") -> to
     u0, u1 = dealer.share_bits(r_u)
     # SIGMA's LUT key starts with its output bitwidth (4 B), then the DPF key's header
     with dealer.gate(op, r_in.shape, 4 + sigma_dpf_header(k)) as (b0, b1):
-        b0.raw(fss_lut.to_bytes(k0)).bits(u0)
-        b1.raw(fss_lut.to_bytes(k1)).bits(u1)
+        b0.raw(fss_lut.to_payload(k0)).bits(u0)
+        b1.raw(fss_lut.to_payload(k1)).bits(u1)
     r_v = dealer.mask(flat.shape, bits)
     r_sel = select.keygen(dealer, r_u, r_v, bits, op=f"{op}.select")
     return ((2 * r_sel - r_v) & low_mask(bits)).view(r_in.shape)
@@ -42,7 +42,7 @@ def eval(party, x_hat: torch.Tensor, table: torch.Tensor, k: int, bits: int, op:
         raise ValueError(f"{op}: a {k}-bit lookup needs a table of {1 << k} entries, "
                          f"got {table.numel()}")
     key = party.key(op)
-    dk = fss_lut.from_bytes(key.raw(fss_lut.payload_size(k, n)), k, n, party.id, party.device)
+    dk = fss_lut.from_payload(key.raw(fss_lut.payload_size(k, n)), k, n, party.id, party.device)
     r_u = key.bits(n)
     key.done()
     sel_key = select.read_key(party, (n,), op=f"{op}.select")

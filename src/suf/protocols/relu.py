@@ -29,8 +29,8 @@ def drelu_keygen(dealer, r_in: torch.Tensor, m: int, op: str = "drelu") -> torch
     c = ((neg >> (m - 1)) & 1) ^ 1 ^ r_out.flatten()
     c0, c1 = dealer.share_bits(c)
     with dealer.gate(op, r_in.shape, sigma_dpf_header(m - 1)) as (b0, b1):
-        b0.raw(compare.to_bytes(k0)).bits(c0)
-        b1.raw(compare.to_bytes(k1)).bits(c1)
+        b0.raw(compare.to_payload(k0)).bits(c0)
+        b1.raw(compare.to_payload(k1)).bits(c1)
     return r_out
 
 
@@ -38,7 +38,7 @@ def drelu_eval(party, x_hat: torch.Tensor, m: int, op: str = "drelu") -> torch.T
     """The opened masked bit DReLU_m(x) ^ r_out."""
     n = x_hat.numel()
     key = party.key(op)
-    k = compare.from_bytes(key.raw(compare.payload_size(m - 1, n)), m - 1, n, party.id,
+    k = compare.from_payload(key.raw(compare.payload_size(m - 1, n)), m - 1, n, party.id,
                            party.device)
     c = key.bits(n)
     key.done()

@@ -134,8 +134,8 @@ def keygen(dealer, r_in: torch.Tensor, n: int, op: str = "rsqrt") -> torch.Tenso
     r_u = dealer.mask(flat.shape, 1)
     u0, u1 = dealer.share_bits(r_u)
     with dealer.gate(op, r_in.shape) as (b0, b1):  # no SIGMA header: SIGMA has no such gate
-        b0.raw(compare.to_bytes(k0)).bits(u0)
-        b1.raw(compare.to_bytes(k1)).bits(u1)
+        b0.raw(compare.to_payload(k0)).bits(u0)
+        b1.raw(compare.to_payload(k1)).bits(u1)
     r_v = dealer.mask(flat.shape, n)
     r_sel = select.keygen(dealer, r_u, r_v, n, op=f"{op}.select")
     return ((2 * r_sel - r_v) & low_mask(n)).view(r_in.shape)
@@ -172,7 +172,7 @@ def eval(party, v_hat: torch.Tensor, n: int, d: int, op: str = "rsqrt") -> torch
     if N == 0:
         raise ValueError("rsqrt needs at least one row")
     key = party.key(op)
-    k = compare.from_bytes(key.raw(compare.payload_size(n, N)), n, N, party.id, party.device)
+    k = compare.from_payload(key.raw(compare.payload_size(n, N)), n, N, party.id, party.device)
     r_u = key.bits(N)
     key.done()
     sel_key = select.read_key(party, (N,), op=f"{op}.select")

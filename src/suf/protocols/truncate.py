@@ -84,8 +84,8 @@ def _deal_gadget(dealer, op, shape, alpha, cmp_bits, corrections, extra, bits_ou
     words = [torch.where(z == 0, corrections[0], corrections[1]),  # corr[j] is for cmp = j ^ z
              torch.where(z == 0, corrections[1], corrections[0])] + extra
     with dealer.gate(op, shape, sigma_header) as (b0, b1):
-        b0.raw(compare.to_bytes(k0)).bits(z0)
-        b1.raw(compare.to_bytes(k1)).bits(z1)
+        b0.raw(compare.to_payload(k0)).bits(z0)
+        b1.raw(compare.to_payload(k1)).bits(z1)
         for w in words:
             s0, s1 = dealer.share(w & m, bits_out)
             b0.words(s0, type_bytes)
@@ -96,7 +96,7 @@ def _eval_gadget(party, op, x_cmp, cmp_bits, nwords, type_bytes):
     """Open the masked comparison bit; returns (this party's chosen correction, extra words)."""
     n = x_cmp.numel()
     key = party.key(op)
-    k = compare.from_bytes(key.raw(compare.payload_size(cmp_bits, n)), cmp_bits, n, party.id,
+    k = compare.from_payload(key.raw(compare.payload_size(cmp_bits, n)), cmp_bits, n, party.id,
                            party.device)
     z = key.bits(n)
     words = [key.words(n, type_bytes) for _ in range(nwords)]
