@@ -66,6 +66,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--text", action="store_true", help="real sentences, padded to --length")
     ap.add_argument("--seed", default=None, help="hex, 32 bytes: reproducible keys (tests only)")
+    ap.add_argument("--key-store", default="auto",
+                    help="where the in-memory keys live: auto (GPU if they fit), cpu, cuda")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if args.table:
@@ -86,7 +88,7 @@ def main() -> None:
     want = model.reference(batch)
     reference_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    run = run_secure(model, batch, device=args.device,
+    run = run_secure(model, batch, device=args.device, key_store=args.key_store,
                      seed=None if args.seed is None else bytes.fromhex(args.seed))
     total_s = time.perf_counter() - t0
     equal = bool(torch.equal(run.output.cpu(), want))
@@ -114,7 +116,8 @@ def main() -> None:
     p0 = report["parties"][0]["online"]
     print(f"equal to reference: {equal}; online P0 sent {p0['bytes_sent']:,} B, "
           f"{p0['exchanges']} exchanges; key {report['key_bytes'][0]:,} B; "
-          f"keygen {run.deal.keygen_s:.1f} s, online {max(run.online_s):.1f} s; wrote {out}")
+          f"keygen {run.deal.keygen_s:.1f} s, online {max(run.online_s):.1f} s; keys on "
+          f"{run.key_store}; wrote {out}")
     if not equal:
         raise SystemExit("the secure output differs from the reference")
 

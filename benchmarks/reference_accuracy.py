@@ -196,7 +196,7 @@ Inputs and outputs are ring values of Z_{2^n} (torch.int64 in [0, 2^n)), f = 12.
 
 
 def markdown(res: dict) -> str:
-    out = [f"# Accuracy of SIGMA's fixed-point gates (cleartext references)\n",
+    out = ["# Accuracy of SIGMA's fixed-point gates (cleartext references)\n",
            f"Produced by `{res['command']}` at commit `{res['commit']}` on {res['date']} "
            f"({res['machine']['cpu']}, torch {res['machine']['torch']}); data: "
            f"`benchmarks/results/reference_accuracy.json`.  Errors are absolute, in real units, "

@@ -17,15 +17,17 @@ class MemoryKeys(ChunkReader):
     calls `open(party, ...)` once and then `next(op)` / `next_tensor(op, dtype)` per gate.
 
     A tensor payload is kept as it is, not copied: the dealer must not modify it after `add`.
-    Bytes-like payloads are copied."""
+    Bytes-like payloads are copied.  `device`: where the chunks are kept (default: where the
+    dealer made them; "cpu" keeps a GPU dealing's keys in host memory)."""
 
     def __init__(self, party: int, ring_bits: int, dealing_id: bytes, model_hash: bytes,
-                 meta: dict | None = None):
+                 meta: dict | None = None, device=None):
         self.party = check_party(party)
         self.ring_bits = check_ring_bits(ring_bits)
         self.dealing_id = check_id(dealing_id, 16, "dealing_id")
         self.model_hash = check_id(model_hash, 32, "model_hash")
         self.meta = check_meta({} if meta is None else meta)
+        self.device = None if device is None else torch.device(device)  # None: where made
         self._name = f"in-memory keys of party {party}"
         self._chunks: list[ChunkInfo] = []
         self._data: list[torch.Tensor | None] = []
@@ -48,6 +50,8 @@ class MemoryKeys(ChunkReader):
         if not isinstance(buf, torch.Tensor):
             buf = (torch.frombuffer(bytearray(buf), dtype=torch.uint8) if buf.nbytes
                    else torch.empty(0, dtype=torch.uint8))
+        if self.device is not None:
+            buf = buf.to(self.device)
         self._chunks.append(ChunkInfo(op, shape, buf.numel()))
         self._data.append(buf)
         self.payload_bytes += buf.numel()

@@ -213,6 +213,7 @@ class SecureRun:
     stats: list
     deal: DealReport
     online_s: list = field(default_factory=list)
+    key_store: str = "cpu"      # where the in-memory keys were kept
 
     def report(self) -> dict:
         """A JSON-able cost report: per-party totals by phase, and per (layer, op) the online
@@ -236,15 +237,33 @@ class SecureRun:
             "sigma_header_bytes": self.deal.sigma_header_bytes,
             "keygen_s": self.deal.keygen_s,
             "online_s": self.online_s,
+            "key_store": self.key_store,
             "ops": rows,
         }
 
 
+def key_store_device(spec: ModelSpec, batch: int, length: int, device, store="auto"):
+    """Where `run_secure` keeps both parties' keys: `store` if given ("cpu", "cuda", ...), else
+    ("auto") on the compute device when both key sets (suf.nn.plan's prediction) fill at most
+    60% of its free memory, otherwise in host memory."""
+    dev = torch.device(device)
+    if store != "auto":
+        return torch.device(store)
+    if dev.type != "cuda":
+        return dev
+    from suf.nn.plan import plan  # plan imports this module
+
+    need = 2 * plan(spec, length, batch)["key_bytes_p1"]
+    free, _ = torch.cuda.mem_get_info(dev)
+    return dev if need <= 0.6 * free else torch.device("cpu")
+
+
 def run_secure(model: Model, batch: Batch, *, deployment: Deployment | None = None,
-               device="cpu", seed: bytes | None = None, timeout: float = 600.0) -> SecureRun:
+               device="cpu", seed: bytes | None = None, timeout: float = 600.0,
+               key_store="auto") -> SecureRun:
     """Dealer, then P0 and P1 on two threads over a local socket pair (the byte path of TCP),
-    with in-memory one-time keys.  seed: 32 bytes for reproducible masks and keys (tests only);
-    default: everything keyed by the OS CSPRNG."""
+    with in-memory one-time keys (kept as `key_store_device` says).  seed: 32 bytes for
+    reproducible masks and keys (tests only); default: everything keyed by the OS CSPRNG."""
     if not isinstance(batch, Batch):
         raise TypeError(f"batch must be a suf.nn.Batch, got {type(batch).__name__}")
     spec, dev = model.spec, torch.device(device)
@@ -257,7 +276,8 @@ def run_secure(model: Model, batch: Batch, *, deployment: Deployment | None = No
         raise ValueError("the deployment is of another model")
     dealing = new_dealing_id()
     key_hash = deployment.key_hash(B, L)
-    stores = [MemoryKeys(p, spec.bits, dealing, key_hash) for p in (0, 1)]
+    store = key_store_device(spec, B, L, dev, key_store)
+    stores = [MemoryKeys(p, spec.bits, dealing, key_hash, device=store) for p in (0, 1)]
     info = deal(deployment, B, L, stores, dealing_id=dealing, stream=streams[1], device=dev)
     for s in stores:
         s.close()
@@ -287,4 +307,4 @@ def run_secure(model: Model, batch: Batch, *, deployment: Deployment | None = No
         t.close()
     if errors:
         raise errors[0]
-    return SecureRun(outputs[1], [t.stats for t in transports], info, times)
+    return SecureRun(outputs[1], [t.stats for t in transports], info, times, str(store))
