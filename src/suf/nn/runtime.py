@@ -54,11 +54,13 @@ def _words(x: torch.Tensor) -> bytes:
     return x.to(torch.int64).contiguous().cpu().numpy().astype("<i8").tobytes()
 
 
-def _read_words(buf, shape, device) -> torch.Tensor:
+def _read_words(keys, op: str, shape, device) -> torch.Tensor:
+    """The client's mask chunk `op` (little-endian int64 words) as a tensor of `shape`."""
     count = int(torch.Size(shape).numel())
-    if len(buf) != 8 * count:
-        raise ValueError(f"expected {count} mask words, the keys hold {len(buf)} bytes")
-    return torch.frombuffer(bytearray(buf), dtype=torch.int64).to(device).view(shape)
+    info = keys.peek()
+    if info is not None and info.op == op and info.nbytes != 8 * count:
+        raise ValueError(f"expected {count} mask words, the keys hold {info.nbytes} bytes")
+    return keys.next_tensor(op, torch.int64).to(device).view(shape)
 
 
 # ================================================================================================
@@ -180,7 +182,7 @@ def serve(party: Party, spec: ModelSpec, masked_weights: dict, batch: int, lengt
             for v, s in zip(values, shapes):
                 if tuple(v.shape) != s:
                     raise ValueError(f"client input of shape {tuple(v.shape)}, keys are for {s}")
-            r = _read_words(party.keys.next(INPUT_MASKS), (total,), dev)
+            r = _read_words(party.keys, INPUT_MASKS, (total,), dev)
             flat = (torch.cat([v.to(dev).flatten() for v in values]) + r) & low_mask(n)
             t.send(pack(flat, n))
         else:
@@ -197,7 +199,7 @@ def serve(party: Party, spec: ModelSpec, masked_weights: dict, batch: int, lengt
         y_hat = forward(be, spec, hats[0], hats[1] if len(hats) > 1 else None)
     if party.id == 0:
         return y_hat
-    r_out = _read_words(party.keys.next(OUTPUT_MASK), tuple(y_hat.shape), dev)
+    r_out = _read_words(party.keys, OUTPUT_MASK, tuple(y_hat.shape), dev)
     return (y_hat - r_out) & low_mask(n)
 
 
