@@ -35,8 +35,8 @@ MARK = ("<!-- nn-secure:begin -->", "<!-- nn-secure:end -->")
 def table(md: Path) -> None:
     """Rewrite the block between MARK in `md` from every nn_secure_*.json result file."""
     lines = ["| model | n | B | L | device | = reference | P0 online sent B | exchanges | "
-             "P0 key B | keygen s | online s | machine | commit | date |",
-             "|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---|---|---|"]
+             "P0 key B | keys in | keygen s | online s | machine | commit | date |",
+             "|---|---:|---:|---:|---|---|---:|---:|---:|---|---:|---:|---|---|---|"]
     for f in sorted(RESULTS.glob("nn_secure_*.json")):
         r = json.loads(f.read_text())
         p0 = r["parties"][0]["online"]
@@ -44,7 +44,8 @@ def table(md: Path) -> None:
         where = r["machine"].get("gpu", r["machine"]["cpu"])
         lines.append(f"| {r['model']} | {r['spec']['bits']} | {r['batch']} | {r['length']} | "
                      f"{r['device']} | {r['equal_to_reference']} | {p0['bytes_sent']:,} | "
-                     f"{p0['exchanges']} | {r['key_bytes'][0]:,} | {sec['keygen']:.1f} | "
+                     f"{p0['exchanges']} | {r['key_bytes'][0]:,} | {r.get('key_store', 'cpu')} | "
+                     f"{sec['keygen']:.1f} | "
                      f"{max(sec['online_p0'], sec['online_p1']):.1f} | {where} | "
                      f"`{r['commit']}` | {r['date'][:10]} |")
     doc = md.read_text()

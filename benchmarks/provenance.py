@@ -21,10 +21,13 @@ def _git(*args) -> str:
 
 def commit() -> str:
     """The short commit measured, flagged when src/ or benchmarks/ have uncommitted changes;
-    $SUF_COMMIT where there is no git (the GPU machine gets a copy of the tree without .git)."""
+    $SUF_COMMIT first where it is set (the GPU machine gets a copy of the working tree whose .git,
+    if any, need not match it)."""
+    if os.environ.get("SUF_COMMIT"):
+        return os.environ["SUF_COMMIT"]
     rev = _git("rev-parse", "--short", "HEAD")
     if not rev:
-        return os.environ.get("SUF_COMMIT", "unknown")
+        return "unknown"
     if _git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks"):
         rev += " + uncommitted changes"
     return rev
