@@ -277,6 +277,28 @@ def test_damaged_chunk_is_found_only_when_read(tmp_path):
         assert r.position == 3
 
 
+def test_load_reads_every_chunk_into_memory_and_verifies_it(tmp_path):
+    path = tmp_path / "k"
+    chunks = _chunks()
+    _write(path, chunks)
+    r = KeyFileReader(path, 0)
+    assert r.next(chunks[0][0]) == chunks[0][2]  # load takes what is left
+    keys = r.load("cpu")
+    with pytest.raises(KeyFileError, match="closed"):
+        r.next(chunks[1][0])
+    assert (keys.dealing_id, keys.model_hash, keys.meta) == (DEAL, MODEL, {"model": "test"})
+    for op, shape, data in chunks[1:]:
+        assert bytes(keys.next_tensor(op, shape=shape).numpy()) == data
+    assert keys.remaining == 0
+    with pytest.raises(KeyFileError, match="already used"):
+        KeyFileReader(path, 0)  # the file stays used
+    damaged = tmp_path / "d"
+    _write(damaged, chunks)
+    _flip(damaged, inspect_key_file(damaged).chunks[5].offset)
+    with pytest.raises(KeyFileError, match=r"chunk 5 \(op5\[n=64\]\) is damaged"):
+        KeyFileReader(damaged, 0).load("cpu")
+
+
 # -- reading out of order ----------------------------------------------------------------------
 def test_op_mismatch_shape_mismatch_and_reading_past_the_end(tmp_path):
     path = tmp_path / "k"
@@ -366,3 +388,10 @@ def test_cuda_payloads(tmp_path):
         w.add("g", (1,), t)
     with KeyFileReader(tmp_path / "k", 0) as r:
         assert torch.equal(r.next_tensor("g").to(dev), t)
+    with KeyFileWriter(tmp_path / "l", 0, 50, DEAL, MODEL) as w:
+        w.add("g", (1,), t)
+        w.add("h", (2,), t[:5])
+    loaded = KeyFileReader(tmp_path / "l", 0).load(dev)
+    got = loaded.next_tensor("g")
+    assert got.device.type == "cuda" and torch.equal(got, t)
+    assert torch.equal(loaded.next_tensor("h", shape=(2,)), t[:5])

@@ -119,6 +119,9 @@ def _cost_tables(result: dict):
     t.add_row("keys", "P0 / P1 payload bytes",
               f"{d['key_payload_bytes'][0]:,} / {d['key_payload_bytes'][1]:,}", "",
               f"keygen {d['keygen_s']:.3f}")
+    if any(p.get("keys_in", "file") != "file" for p in result["parties"]):
+        t.add_row("keys", "loaded into " + " / ".join(p["keys_in"] for p in result["parties"]),
+                  "", "", ", ".join(f"{p['key_load_s']:.3f}" for p in result["parties"]))
     return t
 
 
@@ -136,7 +139,7 @@ def cmd_run(args) -> int:
     if ids is not None and ids and isinstance(ids[0], int):
         ids = [ids]
     res = run(args.model, texts=texts, ids=ids, length=args.seq, batch=args.batch,
-              device=args.device, bits=args.bits, timeout=args.timeout)
+              device=args.device, bits=args.bits, timeout=args.timeout, work_dir=args.key_dir)
     if args.json:
         out = {k: v for k, v in res.items() if k not in ("output", "reference", "float",
                                                          "embedding", "float_embedding")}
@@ -243,6 +246,9 @@ def main(argv=None) -> int:
     r.add_argument("--bits", type=int, default=None)
     r.add_argument("--nonlinear", default="sigma", choices=("sigma",))
     r.add_argument("--timeout", type=float, default=600.0)
+    r.add_argument("--key-dir", default=None,
+                   help="where the one-time key files go (default: the system's temp directory; "
+                        "/dev/shm keeps them in RAM)")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_run)
 

@@ -95,6 +95,18 @@ def deal(model: Model, length: int, batch: int, out_dir, device="cpu") -> dict:
     return info
 
 
+def _load_keys(reader: KeyFileReader, dev: torch.device):
+    """A GPU party copies its whole key file into GPU memory (checksums verified) before the
+    online phase, when it fits in 80% of the free memory; otherwise, and on the CPU, chunks are
+    read from the memory-mapped file as the gates need them.  Returns (keys, seconds spent)."""
+    if dev.type != "cuda" or reader.payload_bytes > 0.8 * torch.cuda.mem_get_info(dev)[0]:
+        return reader, 0.0
+    t0 = time.perf_counter()
+    keys = reader.load(dev)
+    torch.cuda.synchronize(dev)
+    return keys, time.perf_counter() - t0
+
+
 def serve(party: int, model: Model, keys: str, peer: str, *, deployment: str | None = None,
           texts: list[str] | None = None, ids: list[list[int]] | None = None,
           device="cpu", timeout: float = 60.0) -> dict:
@@ -124,7 +136,8 @@ def serve(party: int, model: Model, keys: str, peer: str, *, deployment: str | N
         inputs = tuple(None if v is None else v.to(device) for v in model.embed(batch))
         t = Transport.connect(host, int(port), party=1, hello=hello, timeout=timeout)
     dev = torch.device(device)
-    with Party(party, t, reader, dev) as p:
+    keys, load_s = _load_keys(reader, dev)
+    with Party(party, t, keys, dev) as p:
         w = publish_weights(p, model.spec, None if masked is None else
                             {k: v.to(dev) for k, v in masked.items()})
         t0 = time.perf_counter()
@@ -132,7 +145,9 @@ def serve(party: int, model: Model, keys: str, peer: str, *, deployment: str | N
         if dev.type == "cuda":
             torch.cuda.synchronize()
         online_s = time.perf_counter() - t0
-        result = {"party": party, "online_s": online_s, "stats": t.stats.to_dict()}
+        result = {"party": party, "online_s": online_s, "key_load_s": load_s,
+                  "keys_in": str(dev) if keys is not reader else "file",
+                  "stats": t.stats.to_dict()}
         if party == 1:
             result["output"] = y.cpu().tolist()
             result["ids"] = batch.ids.tolist()
@@ -143,7 +158,8 @@ def serve(party: int, model: Model, keys: str, peer: str, *, deployment: str | N
 def run(model_name: str, *, texts=None, ids=None, length=None, batch=1, device="cpu",
         bits=None, timeout=300.0, work_dir=None) -> dict:
     """Dealer, then P0 and P1 as two processes on localhost; the output against the reference
-    and the float model, and both parties' cost reports."""
+    and the float model, and both parties' cost reports.  work_dir: where the key files go (a
+    fresh temporary directory inside it, removed afterwards; e.g. /dev/shm to keep them in RAM)."""
     model = load_model(model_name, bits=bits)
     if texts is not None:
         texts = list(texts) * batch if len(texts) == 1 and batch > 1 else list(texts)

@@ -316,6 +316,23 @@ class KeyFileReader(ChunkReader):
     payload_bytes = property(lambda self: self.info.payload_bytes)
     overhead_bytes = property(lambda self: self.info.overhead_bytes)
 
+    def load(self, device) -> ChunkReader:
+        """Read every remaining chunk now, checksums verified, into memory on `device` (a GPU
+        party's keys then sit in GPU memory and the online phase touches no file), and close
+        this reader.  Returns the keys as an opened `MemoryKeys`, read in the same order."""
+        from suf.keys.memory import MemoryKeys
+
+        device = torch.device(device)
+        store = MemoryKeys(self.party, self.ring_bits, self.dealing_id, self.model_hash,
+                           self.meta, device=device)
+        while self.remaining:
+            info = self.peek()
+            data = self.next_tensor(info.op)
+            store.add(info.op, info.shape, data.clone() if device.type == "cpu" else data)
+        store.close()
+        self.close()
+        return store.open(self.party)
+
     def _take(self, i: int, info: ChunkInfo, cpu: bool) -> memoryview:
         view = self._view[info.offset:info.offset + info.nbytes]
         if _digest(view) != info.checksum:
