@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from suf.nn import models, run_secure
+from suf.nn import models, run_secure, runtime
 from suf.nn.models import from_config
 
 
@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--online-only", action="store_true", help="profile P0's online phase only")
     args = ap.parse_args()
     cfg = models._named_config(args.model)
     setattr(cfg, "n_layer" if args.model == "gpt2" else "num_hidden_layers", args.layers)
@@ -37,8 +38,22 @@ def main() -> None:
                                       generator=gen), args.length)
     want = model.reference(batch)
     prof = cProfile.Profile()
+    if args.online_only:  # profile P0's online phase only (it runs in this thread)
+        serve = runtime.serve
+
+        def profiled_serve(party, *a, **k):
+            if party.id != 0:
+                return serve(party, *a, **k)
+            prof.enable()
+            try:
+                return serve(party, *a, **k)
+            finally:
+                prof.disable()
+
+        runtime.serve = profiled_serve
     t0 = time.perf_counter()
-    prof.enable()
+    if not args.online_only:
+        prof.enable()
     run = run_secure(model, batch, device=args.device)
     prof.disable()
     total = time.perf_counter() - t0

@@ -79,3 +79,24 @@ def test_fixed_point_floor_semantics():
         Ring(65)
     with pytest.raises(TypeError):
         r.wrap(torch.zeros(3, dtype=torch.int32))
+
+
+@pytest.mark.cuda
+def test_pack_kernels_equal_the_torch_packing():
+    """On CUDA, widths that are not whole bytes pack and unpack through suf.ring_kernels: same
+    bytes as the CPU's torch code for every width and awkward counts, also from misaligned
+    slices of a larger buffer (as a key parser hands them out)."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    gen = torch.Generator().manual_seed(5)
+    for bits in range(1, 65):
+        for count in (0, 1, 2, 31, 32, 33, 63, 64, 65, 1000, 4097):
+            x = torch.randint(-2**63, 2**63 - 1, (count,), dtype=torch.int64, generator=gen)
+            want = pack(x, bits)
+            got = pack(x.cuda(), bits)
+            assert torch.equal(got.cpu(), want), (bits, count)
+            back = unpack(got, bits, count)
+            assert torch.equal(back.cpu(), unpack(want, bits, count)), (bits, count)
+            assert torch.equal(back.cpu(), x & ((1 << bits) - 1) if bits < 64 else x)
+            shifted = torch.cat([torch.zeros(3, dtype=torch.uint8), want]).cuda()[3:]
+            assert torch.equal(unpack(shifted, bits, count).cpu(), back.cpu())

@@ -18,6 +18,8 @@ import math
 
 import torch
 
+from suf import ring_kernels
+
 INT64 = torch.int64
 
 
@@ -121,6 +123,9 @@ def pack(x: torch.Tensor, bits: int, type_bytes: int = 8) -> torch.Tensor:
         nb = bits // 8
         out = flat.contiguous().view(torch.uint8).view(-1, 8)[:, :nb].reshape(-1)
         return torch.nn.functional.pad(out, (0, size - out.numel()))
+    fused = ring_kernels.pack(flat, bits, size)
+    if fused is not None:
+        return fused
     n = flat.numel()
     nwords = math.ceil(bits * n / 64) + 1
     v = flat & low_mask(bits)
@@ -148,6 +153,9 @@ def unpack(buf: torch.Tensor, bits: int, count: int, type_bytes: int = 8) -> tor
         b8 = torch.zeros(count, 8, dtype=torch.uint8, device=buf.device)
         b8[:, :nb] = buf[: count * nb].view(count, nb)
         return b8.view(INT64).reshape(count)
+    fused = ring_kernels.unpack(buf, bits, count)
+    if fused is not None:
+        return fused
     nwords = math.ceil(bits * count / 64) + 1
     padded = torch.zeros(nwords * 8, dtype=torch.uint8, device=buf.device)
     padded[:size] = buf
