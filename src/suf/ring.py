@@ -127,6 +127,12 @@ def pack(x: torch.Tensor, bits: int, type_bytes: int = 8) -> torch.Tensor:
     if fused is not None:
         return fused
     n = flat.numel()
+    if bits == 1:  # bit vectors: 32 to a little-endian word, a few whole-tensor operations
+        nw = size // 4
+        v = torch.zeros(nw * 32, dtype=INT64, device=x.device)
+        v[:n] = flat & 1
+        w = (v.view(nw, 32) << torch.arange(32, dtype=INT64, device=x.device)).sum(1)
+        return (w - ((w >> 31) << 32)).to(torch.int32).view(torch.uint8)
     nwords = math.ceil(bits * n / 64) + 1
     v = flat & low_mask(bits)
     pos = torch.arange(n, device=x.device, dtype=INT64) * bits
