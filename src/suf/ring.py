@@ -162,6 +162,9 @@ def unpack(buf: torch.Tensor, bits: int, count: int, type_bytes: int = 8) -> tor
     fused = ring_kernels.unpack(buf, bits, count)
     if fused is not None:
         return fused
+    if bits == 1:  # bit i of the stream is bit i % 8 of byte i // 8
+        shifts = torch.arange(8, dtype=INT64, device=buf.device)
+        return ((buf.to(INT64)[:, None] >> shifts) & 1).reshape(-1)[:count]
     nwords = math.ceil(bits * count / 64) + 1
     padded = torch.zeros(nwords * 8, dtype=torch.uint8, device=buf.device)
     padded[:size] = buf

@@ -25,7 +25,7 @@ _BLOCK = 256
 
 def _usable(t: torch.Tensor, bits: int) -> bool:
     # widths 1 and 2 (32-bit words; 64 // b + 2 unrolled steps) gave wrong bytes from the pack
-    # kernel on an H100 (Triton 3.6): suf.ring packs those in torch
+    # kernel on an H100 (Triton 3.6): suf.ring packs and unpacks those in torch
     return triton is not None and t.is_cuda and bits % 8 != 0 and bits > 2
 
 
