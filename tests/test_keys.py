@@ -292,6 +292,10 @@ def test_load_reads_every_chunk_into_memory_and_verifies_it(tmp_path):
     assert keys.remaining == 0
     with pytest.raises(KeyFileError, match="already used"):
         KeyFileReader(path, 0)  # the file stays used
+    r = KeyFileReader(path, 0, insecure_allow_reuse=True)
+    for op, _, _ in chunks:
+        r.next(op)
+    assert r.load("cpu").remaining == 0  # nothing left to load
     damaged = tmp_path / "d"
     _write(damaged, chunks)
     _flip(damaged, inspect_key_file(damaged).chunks[5].offset)

@@ -22,6 +22,7 @@ import os
 import secrets
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import torch
 
 from suf.keys.format import (ChunkInfo, ChunkReader, KeyFileError, check_id, check_meta,
                              check_op, check_party, check_ring_bits, check_shape, describe_ids,
-                             format_time, payload_buffer)
+                             format_time, payload_buffer, view_bytes)
 
 MAGIC = b"\x89SUFKEY\n"  # high bit and newline catch 7-bit and text-mode mangling
 VERSION = 1
@@ -48,6 +49,12 @@ assert _HEADER.size == 128 and _USED_AT_OFFSET + _USED_AT.size <= PREAMBLE_SIZE
 
 def _digest(data) -> bytes:
     return hashlib.blake2b(data, digest_size=DIGEST).digest()
+
+
+def _hash_pool() -> ThreadPoolExecutor:
+    """Threads that checksum chunks while the caller writes or copies others (hashlib releases
+    the GIL): a GPU dealing makes tens of GB of keys, more than one core hashes in seconds."""
+    return ThreadPoolExecutor(max_workers=max(1, min(8, (os.cpu_count() or 2) // 2)))
 
 
 def new_dealing_id() -> bytes:
@@ -78,6 +85,8 @@ class KeyFileWriter:
         self._f.write(bytes(PREAMBLE_SIZE))  # no magic until close(): a partial file is no key file
         self._pos = PREAMBLE_SIZE
         self._chunks: list[dict] = []
+        self._sums: list = []  # each chunk's checksum, computed by the hash pool
+        self._pool = _hash_pool()
         self.payload_bytes = 0
         self.file_bytes: int | None = None
 
@@ -96,8 +105,8 @@ class KeyFileWriter:
         if isinstance(buf, torch.Tensor):
             buf = memoryview(buf.cpu().numpy())
         self._write(bytes(-self._pos % ALIGN))
-        entry = {"op": op, "shape": list(shape), "offset": self._pos, "length": buf.nbytes,
-                 "blake2b": _digest(buf).hex()}
+        entry = {"op": op, "shape": list(shape), "offset": self._pos, "length": buf.nbytes}
+        self._sums.append(self._pool.submit(_digest, buf))
         self._write(buf)
         self._chunks.append(entry)
         self.payload_bytes += buf.nbytes
@@ -112,6 +121,9 @@ class KeyFileWriter:
         if self._f is None:
             raise KeyFileError(f"key file writer for {self.path} is closed")
         try:
+            for entry, digest in zip(self._chunks, self._sums):
+                entry["blake2b"] = digest.result().hex()
+            self._pool.shutdown()
             self._write(bytes(-self._pos % ALIGN))
             index = json.dumps({"meta": self.meta, "chunks": self._chunks}, allow_nan=False,
                                separators=(",", ":")).encode()
@@ -141,6 +153,7 @@ class KeyFileWriter:
 
     def abort(self) -> None:
         """Drop the partial file (nothing is left under `path`)."""
+        self._pool.shutdown(cancel_futures=True)
         if self._f is not None:
             self._f.close()
             self._f = None
@@ -322,13 +335,24 @@ class KeyFileReader(ChunkReader):
         this reader.  Returns the keys as an opened `MemoryKeys`, read in the same order."""
         from suf.keys.memory import MemoryKeys
 
+        self._check_open()
         device = torch.device(device)
         store = MemoryKeys(self.party, self.ring_bits, self.dealing_id, self.model_hash,
                            self.meta, device=device)
-        while self.remaining:
-            info = self.peek()
-            data = self.next_tensor(info.op)
-            store.add(info.op, info.shape, data.clone() if device.type == "cpu" else data)
+        first, todo = self._pos, self._chunks[self._pos:]
+        views = [self._view[c.offset:c.offset + c.nbytes] for c in todo]
+        v = data = None
+        with _hash_pool() as pool:  # checksums in the background while the chunks are copied
+            sums = [pool.submit(_digest, v) for v in views]
+            for c, v in zip(todo, views):
+                data = view_bytes(v, torch.uint8)
+                store.add(c.op, c.shape, data.clone() if device.type == "cpu" else data)
+            for i, (c, digest) in enumerate(zip(todo, sums)):
+                if digest.result() != c.checksum:
+                    raise KeyFileError(f"{self._name}: chunk {first + i} ({c.op}) is damaged "
+                                       "(checksum mismatch)")
+        del views, v, data  # the views of the mapping, before close() unmaps it
+        self._pos = len(self._chunks)
         store.close()
         self.close()
         return store.open(self.party)

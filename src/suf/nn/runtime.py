@@ -11,6 +11,7 @@ Roles (docs/security.md): P0 is the model owner, P1 the client, the dealer is tr
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -288,13 +289,22 @@ def run_secure(model: Model, batch: Batch, *, deployment: Deployment | None = No
                             timeout=timeout)
     outputs, times, errors = [None, None], [0.0, 0.0], []
 
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)  # the keys and inputs are made before either party starts
+
     def work(p):
+        # on a GPU each party gets its own stream: a party's wait for its data before an exchange
+        # then waits for its own kernels only, not for the other party's
+        stream = torch.cuda.Stream(dev) if dev.type == "cuda" else None
         try:
-            party = Party(p, transports[p], stores[p].open(p, dealing, key_hash), dev)
-            w = publish_weights(party, spec, deployment.masked() if p == 0 else None)
-            t0 = time.perf_counter()
-            outputs[p] = serve(party, spec, w, B, L, inputs if p == 1 else None)
-            times[p] = time.perf_counter() - t0
+            with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+                party = Party(p, transports[p], stores[p].open(p, dealing, key_hash), dev)
+                w = publish_weights(party, spec, deployment.masked() if p == 0 else None)
+                t0 = time.perf_counter()
+                outputs[p] = serve(party, spec, w, B, L, inputs if p == 1 else None)
+                if stream is not None:
+                    stream.synchronize()
+                times[p] = time.perf_counter() - t0
             if stores[p].remaining:
                 raise RuntimeError(f"party {p} left {stores[p].remaining} key chunks unused")
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
