@@ -69,7 +69,16 @@ class _null:
 def _proc(p, port, args, q):
     t = (Transport.listen("127.0.0.1", port, party=0, timeout=60) if p == 0 else
          Transport.connect("127.0.0.1", port, party=1, timeout=60))
-    q.put(party_loop(t, args.device, args.elements, args.kernels, args.rounds))
+    if args.profile and p == 0:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        ms = prof.runcall(party_loop, t, args.device, args.elements, args.kernels, args.rounds)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+    else:
+        ms = party_loop(t, args.device, args.elements, args.kernels, args.rounds)
+    q.put(ms)
     t.close()
 
 
@@ -94,6 +103,7 @@ def main() -> None:
     ap.add_argument("--elements", type=int, default=128 * 1536)
     ap.add_argument("--kernels", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--profile", action="store_true", help="cProfile party 0 of the processes")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     res = {"benchmark": "ms per exchange: kernels + pack + swap + unpack, both parties on one device",

@@ -30,8 +30,7 @@ def test_plan_equals_measured(which, B, L):
     n_in = B * L * model.spec.d + (B * L if model.spec.family == "bert" else 0)
     assert p["key_bytes_p1"] == run.deal.key_bytes[1] + 8 * (n_in + B * L * model.spec.d)
     assert p["sigma_header_bytes"] == run.deal.sigma_header_bytes
-    assert p["setup_weight_bytes"] == run.stats[0].total("setup").bytes_sent - \
-        run.stats[0].by_op("setup").get("handshake", type(online[0])()).bytes_sent
+    assert p["setup_weight_bytes"] == run.stats[0].by_op("setup")["weights"].bytes_sent
 
 
 @pytest.mark.parametrize("name,L", [("bert-base", 128), ("gpt2", 128), ("bert-base", 256),

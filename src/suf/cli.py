@@ -113,7 +113,7 @@ def _cost_tables(result: dict):
     t.add_row("total", "online", f"{p0['online']['bytes_sent'] + p0['online']['bytes_recv']:,}",
               f"{p0['online']['exchanges']:,}",
               ", ".join(f"{p['online_s']:.3f}" for p in result["parties"]))
-    t.add_row("total", "setup (weights, handshake)",
+    t.add_row("total", "setup (handshake, weights, ready)",
               f"{p0['setup']['bytes_sent'] + p0['setup']['bytes_recv']:,}",
               f"{p0['setup']['exchanges']:,}", "")
     t.add_row("keys", "P0 / P1 payload bytes",

@@ -26,7 +26,8 @@ from suf.net.transport import Transport
 from suf.nn import load_model
 from suf.nn.models import Model, mean_pool
 from suf.nn.plan import plan
-from suf.nn.runtime import Deployment, deal as deal_keys, publish_weights, serve as serve_party
+from suf.nn.runtime import (Deployment, deal as deal_keys, publish_weights, ready,
+                             serve as serve_party)
 from suf.protocols.core import Party
 from suf.runner import free_port, party_env, wait_parties
 
@@ -140,6 +141,7 @@ def serve(party: int, model: Model, keys: str, peer: str, *, deployment: str | N
     with Party(party, t, keys, dev) as p:
         w = publish_weights(p, model.spec, None if masked is None else
                             {k: v.to(dev) for k, v in masked.items()})
+        ready(p)
         t0 = time.perf_counter()
         y = serve_party(p, model.spec, w, B, L, inputs)
         if dev.type == "cuda":

@@ -163,6 +163,13 @@ def publish_weights(party: Party, spec: ModelSpec, masked: dict | None = None) -
     return out
 
 
+def ready(party: Party) -> None:
+    """A one-byte sync before the online phase (setup, op "ready"): both parties start their
+    online clocks together, after both have the published weights."""
+    with party.transport.stats.scope(op="ready", phase="setup"):
+        party.transport.sync()
+
+
 def serve(party: Party, spec: ModelSpec, masked_weights: dict, batch: int, length: int,
           inputs: tuple | None = None) -> torch.Tensor:
     """One party's online inference with its keys (party.keys) and W^ (`publish_weights`).
@@ -300,6 +307,7 @@ def run_secure(model: Model, batch: Batch, *, deployment: Deployment | None = No
             with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
                 party = Party(p, transports[p], stores[p].open(p, dealing, key_hash), dev)
                 w = publish_weights(party, spec, deployment.masked() if p == 0 else None)
+                ready(party)
                 t0 = time.perf_counter()
                 outputs[p] = serve(party, spec, w, B, L, inputs if p == 1 else None)
                 if stream is not None:
