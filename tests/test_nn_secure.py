@@ -11,7 +11,7 @@ import sigma_cost_model as cm
 from harness import masked, run_gate
 from suf.nn import backend
 from suf.nn.models import from_config, load_model
-from suf.nn.runtime import Deployment, run_secure
+from suf.nn.runtime import Deployment, key_store_device, run_secure
 from suf.prg import Stream
 from suf.protocols import rsqrt
 from suf.ring import low_mask
@@ -149,6 +149,17 @@ def test_bert_tiny_secure_equals_reference_and_cost_model(tiny, tiny_run):
     words = sum(v.numel() for v in tiny.params.values())
     published = tiny_run[1].stats[0].by_op("setup")["weights"]
     assert published.bytes_sent == -(-words * 37 // 64) * 8 and published.exchanges == 0
+    # then one ready sync per party before the online clocks start; the keys stayed on the CPU
+    for st in tiny_run[1].stats:
+        ready = st.by_op("setup")["ready"]
+        assert (ready.syncs, ready.sync_bytes_sent, ready.bytes_sent, ready.exchanges) == (1, 1, 0, 0)
+    assert report["key_store"] == "cpu"
+
+
+def test_key_store_device_choice(tiny):
+    assert key_store_device(tiny.spec, 1, 4, "cpu") == torch.device("cpu")
+    assert key_store_device(tiny.spec, 1, 4, "cpu", "cpu") == torch.device("cpu")
+    assert key_store_device(tiny.spec, 1, 4, "cuda", "cpu") == torch.device("cpu")  # forced
 
 
 def test_bert_tiny_batch_of_two_with_padding(tiny, tiny_run):
