@@ -106,7 +106,8 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="cProfile party 0 of the processes")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    res = {"benchmark": "ms per exchange: kernels + pack + swap + unpack, both parties on one device",
+    res = {"benchmark": "ms per exchange: kernels + pack + swap + unpack, both parties on one "
+                        "device",
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "commit": provenance.commit(),
            "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),

@@ -1,7 +1,7 @@
 """Where the time of one secure inference goes: cProfile of the dealer and of P0 (the main thread
 of `run_secure`), and the wall time of each gate scope of both parties.
 
-    HF_HUB_OFFLINE=1 python benchmarks/profile_secure.py bert-base --length 128 --layers 1 --device cuda
+    HF_HUB_OFFLINE=1 python benchmarks/profile_secure.py bert-base --layers 1 --device cuda
 
 --layers cuts the model to its first layers (random weights) so one layer's cost can be read
 without running all of them; costs per layer are the same in every layer.

@@ -152,7 +152,8 @@ def test_bert_tiny_secure_equals_reference_and_cost_model(tiny, tiny_run):
     # then one ready sync per party before the online clocks start; the keys stayed on the CPU
     for st in tiny_run[1].stats:
         ready = st.by_op("setup")["ready"]
-        assert (ready.syncs, ready.sync_bytes_sent, ready.bytes_sent, ready.exchanges) == (1, 1, 0, 0)
+        assert (ready.syncs, ready.sync_bytes_sent) == (1, 1)
+        assert (ready.bytes_sent, ready.exchanges) == (0, 0)
     assert report["key_store"] == "cpu"
 
 
