@@ -147,21 +147,28 @@ if triton is not None:
         return (x0 + c0, x1 + c1, x2 + c2, x3 + c3, x4 + k0, x5 + k1, x6 + k2, x7 + k3,
                 x8, x9, x10, x11, x12, x13, x14, x15)
 
-    @triton.jit
-    def _stream_kernel(out_ptr, nblocks, ctr0, k0, k1, k2, k3, k4, k5, k6, k7, nonce,
-                       ROUNDS: tl.constexpr, BLOCK: tl.constexpr):
+    @triton.jit(do_not_specialize=["nblocks"])
+    def _stream_kernel(out_ptr, params_ptr, nblocks, ROUNDS: tl.constexpr, BLOCK: tl.constexpr):
         """The dealer's stream (suf.prg.Stream): block b = ChaCha(key, counter ctr0 + b, nonce
-        (nonce, 0)), stored as 8 int64 words per block (output words 2j | 2j+1 << 32)."""
+        (nonce, 0)), stored as 8 int64 words per block (output words 2j | 2j+1 << 32).
+        params: int64 [k0..k7, nonce, ctr0], read from memory: scalar kernel arguments equal to
+        1 would be compiled in as constants (Triton specializes them), which broke `.to`."""
         blk = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         valid = blk < nblocks
-        ctr = blk + ctr0
+        ctr = blk + tl.load(params_ptr + 9)
         z = tl.zeros((BLOCK,), tl.uint32)
+        k0 = z + tl.load(params_ptr + 0).to(tl.uint32)
+        k1 = z + tl.load(params_ptr + 1).to(tl.uint32)
+        k2 = z + tl.load(params_ptr + 2).to(tl.uint32)
+        k3 = z + tl.load(params_ptr + 3).to(tl.uint32)
+        k4 = z + tl.load(params_ptr + 4).to(tl.uint32)
+        k5 = z + tl.load(params_ptr + 5).to(tl.uint32)
+        k6 = z + tl.load(params_ptr + 6).to(tl.uint32)
+        k7 = z + tl.load(params_ptr + 7).to(tl.uint32)
+        nonce = z + tl.load(params_ptr + 8).to(tl.uint32)
         init = (z + 0x61707865, z + 0x3320646E, z + 0x79622D32, z + 0x6B206574,
-                z + k0.to(tl.uint32), z + k1.to(tl.uint32), z + k2.to(tl.uint32),
-                z + k3.to(tl.uint32), z + k4.to(tl.uint32), z + k5.to(tl.uint32),
-                z + k6.to(tl.uint32), z + k7.to(tl.uint32),
-                (ctr & 0xFFFFFFFF).to(tl.uint32), (ctr >> 32).to(tl.uint32),
-                z + nonce.to(tl.uint32), z)
+                k0, k1, k2, k3, k4, k5, k6, k7,
+                (ctr & 0xFFFFFFFF).to(tl.uint32), (ctr >> 32).to(tl.uint32), nonce, z)
         x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15 = init
         for _ in tl.static_range(ROUNDS // 2):
             x0, x4, x8, x12 = _qr(x0, x4, x8, x12)
@@ -483,9 +490,10 @@ def chacha_stream(key_words, counter: int, nblocks: int, nonce: int, device,
         return None
     out = torch.empty((nblocks, 8), dtype=INT64, device=device)
     if nblocks:
-        _stream_kernel[_grid(nblocks, _BLOCK)](out, nblocks, counter, *[int(k) for k in key_words],
-                                               nonce, ROUNDS=rounds, BLOCK=_BLOCK,
-                                               num_warps=_WARPS)
+        params = torch.tensor([*[int(k) for k in key_words], nonce, counter], dtype=INT64,
+                              device=device)
+        _stream_kernel[_grid(nblocks, _BLOCK)](out, params, nblocks, ROUNDS=rounds,
+                                               BLOCK=_BLOCK, num_warps=_WARPS)
     return out
 
 
