@@ -54,3 +54,33 @@ def test_fss_kernels_with_one_key():
                N=C, party=C, k="i32", E=C, STACK=C, ROUNDS=C, BLOCK=C)
     assert ".entry" in compile_ptx(kernels._lut_kernel, lut,
                                    dict(N=1, party=1, E=1, STACK=8, ROUNDS=12, BLOCK=64))
+
+
+def test_stream_kernel_interpreted_equals_the_cpu_stream():
+    """Triton's interpreter (a subprocess: TRITON_INTERPRET is read at import) runs the stream
+    kernel on CPU tensors: the same words as suf.prg's torch stream, for stream ids and key words
+    equal to 1 and across the counter's 32-bit carry."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import torch
+from suf.fss import kernels
+from suf.prg import Stream
+key = bytes([1, 0, 0, 0] * 8)
+for sid, start, n in ((1, 1, 9), (0xDEADBEEF, 2**32 - 3, 100), (7, 0, 8 * 129 + 5)):
+    cpu = Stream(key, sid, "cpu")
+    cpu.block_counter = start
+    want = cpu.words64(n)
+    nb = -(-n // 8)
+    params = torch.tensor([*cpu.key_words, sid, start], dtype=torch.int64)
+    out = torch.empty((nb, 8), dtype=torch.int64)
+    kernels._stream_kernel[kernels._grid(nb, kernels._BLOCK)](out, params, nb, ROUNDS=12,
+                                                             BLOCK=kernels._BLOCK)
+    assert torch.equal(out.reshape(-1)[:n], want), (sid, start, n)
+"""
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
