@@ -54,13 +54,10 @@ class KeyBuilder:
         """A vector of bits packed 32 to a word (SIGMA's `writeShares` for bw = 1)."""
         return self._add(pack(x & 1, 1))
 
-    def raw(self, b) -> "KeyBuilder":
-        """Bytes as they are: a flat torch.uint8 tensor (e.g. suf.fss `to_payload`) or bytes."""
-        if not isinstance(b, torch.Tensor):
-            b = torch.frombuffer(bytearray(b), dtype=torch.uint8) if len(b) else \
-                torch.empty(0, dtype=torch.uint8)
-        if b.dtype != torch.uint8:
-            raise TypeError(f"raw key bytes must be torch.uint8, got {b.dtype}")
+    def raw(self, b: torch.Tensor) -> "KeyBuilder":
+        """Bytes as they are: a flat torch.uint8 tensor (e.g. suf.fss `to_payload`)."""
+        if not isinstance(b, torch.Tensor) or b.dtype != torch.uint8:
+            raise TypeError(f"raw key bytes must be a torch.uint8 tensor, got {type(b).__name__}")
         return self._add(b)
 
     def payload(self) -> torch.Tensor:
@@ -68,9 +65,6 @@ class KeyBuilder:
         if not self.parts:
             return torch.empty(0, dtype=torch.uint8, device=self.device)
         return torch.cat(self.parts) if len(self.parts) > 1 else self.parts[0]
-
-    def tobytes(self) -> bytes:
-        return self.payload().cpu().numpy().tobytes()
 
 
 class KeyParser:
