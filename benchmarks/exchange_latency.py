@@ -9,11 +9,11 @@ Prints milliseconds per exchange for each setting; with --out, writes them as JS
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import multiprocessing as mp
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import torch
 
 import provenance
 
-from suf.net.transport import Transport, local_pair
+from suf.net.transport import Transport, local_pair, run_both
 
 BITS = 50
 
@@ -44,26 +44,17 @@ def party_loop(t: Transport, device: str, elements: int, kernels: int, rounds: i
 
 def threads(args) -> float:
     pair = local_pair(timeout=60)
-    out = [0.0, 0.0]
 
     def work(p):
         stream = torch.cuda.Stream() if args.device == "cuda" else None
-        with torch.cuda.stream(stream) if stream is not None else _null():
-            out[p] = party_loop(pair[p], args.device, args.elements, args.kernels, args.rounds)
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            return party_loop(pair[p], args.device, args.elements, args.kernels, args.rounds)
 
-    th = threading.Thread(target=work, args=(1,))
-    th.start()
-    work(0)
-    th.join()
-    return max(out)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
+    try:
+        return max(run_both(work, pair))
+    finally:
+        for t in pair:
+            t.close()
 
 
 def _proc(p, port, args, q):

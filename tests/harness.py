@@ -2,12 +2,8 @@
 party 1 on two threads over a local socket pair (the same byte path as TCP)."""
 from __future__ import annotations
 
-import threading
-
-import torch
-
 from suf.keys import MemoryKeys
-from suf.net.transport import local_pair
+from suf.net.transport import local_pair, run_both
 from suf.prg import Stream
 from suf.protocols.core import Dealer, Party
 
@@ -33,26 +29,19 @@ def run_gate(deal, evaluate, ring_bits=64, device="cpu", seed=b"\x07" * 32, time
     for s in stores:
         s.close()
     transports = local_pair(timeout=timeout)
-    outputs, errors = [None, None], []
 
     def work(p):
-        try:
-            party = Party(p, transports[p], stores[p].open(p), device)
-            outputs[p] = evaluate(party, ctx)
-            if stores[p].remaining:
-                raise AssertionError(f"party {p} left {stores[p].remaining} key chunks unused")
-        except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
-            errors.append(e)
-            transports[p].close()
+        party = Party(p, transports[p], stores[p].open(p), device)
+        out = evaluate(party, ctx)
+        if stores[p].remaining:
+            raise AssertionError(f"party {p} left {stores[p].remaining} key chunks unused")
+        return out
 
-    th = threading.Thread(target=work, args=(1,))
-    th.start()
-    work(0)
-    th.join()
-    for t in transports:
-        t.close()
-    if errors:
-        raise errors[0]
+    try:
+        outputs = run_both(work, transports)
+    finally:
+        for t in transports:
+            t.close()
     return Run(outputs, [t.stats for t in transports], list(dealer.key_bytes))
 
 

@@ -12,6 +12,7 @@ Each party writes its output and its measured cost report as JSON; `run_gate` ga
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -43,9 +44,10 @@ def deal(spec_args: dict, workdir: Path, device="cpu") -> dict:
     spec = make_spec(**spec_args)
     dealing = new_dealing_id()
     paths = [workdir / f"keys.p{p}.suk" for p in (0, 1)]
-    writers = [KeyFileWriter(paths[p], p, spec.ring_bits, dealing, spec_hash(spec_args),
-                             {"gate": spec_args}) for p in (0, 1)]
-    try:
+    with contextlib.ExitStack() as files:  # each writer closes, or on an error aborts
+        writers = [files.enter_context(KeyFileWriter(
+            paths[p], p, spec.ring_bits, dealing, spec_hash(spec_args), {"gate": spec_args}))
+            for p in (0, 1)]
         dealer = Dealer(Stream.from_os(device=device), writers, device)
         t0 = time.perf_counter()
         masks = [dealer.mask(i.shape, i.bits) for i in spec.inputs]
@@ -56,12 +58,6 @@ def deal(spec_args: dict, workdir: Path, device="cpu") -> dict:
         r_out = spec.keygen(dealer, masks)
         writers[1].add("output-mask", tuple(r_out.shape), _words(r_out.flatten()))
         keygen_s = time.perf_counter() - t0
-        for w in writers:
-            w.close()
-    except BaseException:
-        for w in writers:
-            w.abort()
-        raise
     return {"dealing_id": dealing.hex(), "keygen_s": keygen_s,
             "key_payload_bytes": list(dealer.key_bytes),  # the gate's keys, masks apart
             "key_file_bytes": [w.file_bytes for w in writers],

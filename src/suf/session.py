@@ -12,6 +12,7 @@ every inference of that deployment reuses by design, so it is opened without the
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -75,17 +76,11 @@ def deal(model: Model, length: int, batch: int, out_dir, device="cpu") -> dict:
     _write_deployment(dep, out / "deployment.p0.suk")
     dealing = new_dealing_id()
     key_hash = dep.key_hash(batch, length)
-    writers = [KeyFileWriter(out / f"keys.p{p}.suk", p, model.spec.bits, dealing, key_hash,
-                             {"model": model.spec.name, "batch": batch, "length": length})
-               for p in (0, 1)]
-    try:
+    with contextlib.ExitStack() as files:  # each writer closes, or on an error aborts
+        writers = [files.enter_context(KeyFileWriter(
+            out / f"keys.p{p}.suk", p, model.spec.bits, dealing, key_hash,
+            {"model": model.spec.name, "batch": batch, "length": length})) for p in (0, 1)]
         report = deal_keys(dep, batch, length, writers, dealing_id=dealing, device=device)
-        for w in writers:
-            w.close()
-    except BaseException:
-        for w in writers:
-            w.abort()
-        raise
     info = {"model": model.spec.name, "bits": model.spec.bits, "batch": batch, "length": length,
             "dealing_id": dealing.hex(), "key_hash": key_hash.hex(),
             "key_payload_bytes": [w.payload_bytes for w in writers],

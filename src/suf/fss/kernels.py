@@ -123,18 +123,10 @@ if triton is not None:
         return a, b, c, d
 
     @triton.jit
-    def _chacha(k0, k1, k2, k3, ROUNDS: tl.constexpr):
-        """G(s): the ChaCha block with key words k0..k3 (bit 0 already cleared), k4..k7 = 0,
-        counter = nonce = 0.  Returns output words 0..7: the left child (0..3) and the right
-        child (4..7); words 8..15 (the spare blocks) are not needed by the tree walks."""
-        z = tl.zeros_like(k0)
-        c0 = z + 0x61707865
-        c1 = z + 0x3320646E
-        c2 = z + 0x79622D32
-        c3 = z + 0x6B206574
-        x0, x1, x2, x3 = c0, c1, c2, c3
-        x4, x5, x6, x7 = k0, k1, k2, k3
-        x8, x9, x10, x11, x12, x13, x14, x15 = z, z, z, z, z, z, z, z
+    def _rounds(x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15,
+                ROUNDS: tl.constexpr):
+        """ChaCha's ROUNDS rounds (column, then diagonal) on the 16 state words, without the
+        final addition of the input."""
         for _ in tl.static_range(ROUNDS // 2):
             x0, x4, x8, x12 = _qr(x0, x4, x8, x12)
             x1, x5, x9, x13 = _qr(x1, x5, x9, x13)
@@ -144,8 +136,21 @@ if triton is not None:
             x1, x6, x11, x12 = _qr(x1, x6, x11, x12)
             x2, x7, x8, x13 = _qr(x2, x7, x8, x13)
             x3, x4, x9, x14 = _qr(x3, x4, x9, x14)
-        return (x0 + c0, x1 + c1, x2 + c2, x3 + c3, x4 + k0, x5 + k1, x6 + k2, x7 + k3,
-                x8, x9, x10, x11, x12, x13, x14, x15)
+        return x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15
+
+    @triton.jit
+    def _chacha(k0, k1, k2, k3, ROUNDS: tl.constexpr):
+        """G(s): the ChaCha block with key words k0..k3 (bit 0 already cleared), k4..k7 = 0,
+        counter = nonce = 0.  Returns output words 0..7: the left child (0..3) and the right
+        child (4..7); words 8..15 (the spare blocks) are not needed by the tree walks."""
+        z = tl.zeros_like(k0)
+        c0 = z + 0x61707865
+        c1 = z + 0x3320646E
+        c2 = z + 0x79622D32
+        c3 = z + 0x6B206574
+        x = _rounds(c0, c1, c2, c3, k0, k1, k2, k3, z, z, z, z, z, z, z, z, ROUNDS)
+        return (x[0] + c0, x[1] + c1, x[2] + c2, x[3] + c3, x[4] + k0, x[5] + k1, x[6] + k2,
+                x[7] + k3, x[8], x[9], x[10], x[11], x[12], x[13], x[14], x[15])
 
     @triton.jit(do_not_specialize=["nblocks"])
     def _stream_kernel(out_ptr, params_ptr, nblocks, ROUNDS: tl.constexpr, BLOCK: tl.constexpr):
@@ -169,17 +174,7 @@ if triton is not None:
         init = (z + 0x61707865, z + 0x3320646E, z + 0x79622D32, z + 0x6B206574,
                 k0, k1, k2, k3, k4, k5, k6, k7,
                 (ctr & 0xFFFFFFFF).to(tl.uint32), (ctr >> 32).to(tl.uint32), nonce, z)
-        x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15 = init
-        for _ in tl.static_range(ROUNDS // 2):
-            x0, x4, x8, x12 = _qr(x0, x4, x8, x12)
-            x1, x5, x9, x13 = _qr(x1, x5, x9, x13)
-            x2, x6, x10, x14 = _qr(x2, x6, x10, x14)
-            x3, x7, x11, x15 = _qr(x3, x7, x11, x15)
-            x0, x5, x10, x15 = _qr(x0, x5, x10, x15)
-            x1, x6, x11, x12 = _qr(x1, x6, x11, x12)
-            x2, x7, x8, x13 = _qr(x2, x7, x8, x13)
-            x3, x4, x9, x14 = _qr(x3, x4, x9, x14)
-        y = (x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15)
+        y = _rounds(*init, ROUNDS)
         col = tl.arange(0, 8)[None, :]
         row = tl.zeros((BLOCK, 8), tl.int64)
         for j in tl.static_range(8):

@@ -18,7 +18,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -292,24 +292,36 @@ def local_pair(hello: Mapping | None = None,
     _check_timeout(timeout)
     socks = socket.socketpair()
     pair = (Transport(socks[0], 0, timeout), Transport(socks[1], 1, timeout))
-    errors: list[BaseException] = []
-
-    def shake(t: Transport, record: dict) -> None:
-        try:
-            t._handshake(record)
-        except BaseException as e:  # re-raised below, after both sides finished
-            errors.append(e)
-            t.close()
-
-    helper = threading.Thread(target=shake, args=(pair[1], records[1]))
-    helper.start()
-    shake(pair[0], records[0])
-    helper.join()
-    if errors:
+    try:
+        run_both(lambda p: pair[p]._handshake(records[p]), pair)
+    except BaseException:
         for t in pair:
             t.close()
-        raise errors[0]
+        raise
     return pair
+
+
+def run_both(work: Callable[[int], object], transports) -> list:
+    """Both parties in one process: work(1) on a helper thread, work(0) on this one.  A party
+    that raises closes its transport, so the other fails at once instead of waiting for it; the
+    first error is re-raised after both have ended.  Returns [work(0), work(1)]."""
+    results: list = [None, None]
+    errors: list[BaseException] = []
+
+    def one(p: int) -> None:
+        try:
+            results[p] = work(p)
+        except BaseException as e:  # noqa: BLE001 - re-raised below, after both sides finished
+            errors.append(e)
+            transports[p].close()
+
+    helper = threading.Thread(target=one, args=(1,))
+    helper.start()
+    one(0)
+    helper.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 # -- hello records -------------------------------------------------------------------------------

@@ -194,10 +194,7 @@ def share_causal_matmul(party, a_hat, b_hat, bits, op):
     rb = key.words(b_hat.numel()).view(b_hat.shape)
     c = key.words(int(torch.Size(packed).numel())).view(packed)
     key.done()
-    if party.id == 0:
-        s = ring_matmul(a_hat, b_hat - rb, bits) - ring_matmul(ra, b_hat, bits)
-    else:
-        s = -ring_matmul(a_hat, rb, bits) - ring_matmul(ra, b_hat, bits)
+    s = matmul.beaver_product(party.id, a_hat, b_hat, ra, rb, bits)
     return (c + _pack_tril(s)) & Ring(bits).mask
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -21,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from suf.keys import MemoryKeys, new_dealing_id
-from suf.net.transport import local_pair
+from suf.net.transport import local_pair, run_both
 from suf.nn.backend import DealerBackend, PartyBackend
 from suf.nn.loading import ModelSpec, param_shapes
 from suf.nn.models import Batch, Model, forward
@@ -294,7 +293,7 @@ def run_secure(model: Model, batch: Batch, *, deployment: Deployment | None = No
     inputs = tuple(None if v is None else v.to(dev) for v in model.embed(batch))
     transports = local_pair({"dealing_id": dealing.hex(), "model_hash": key_hash.hex()},
                             timeout=timeout)
-    outputs, times, errors = [None, None], [0.0, 0.0], []
+    times = [0.0, 0.0]
 
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)  # the keys and inputs are made before either party starts
@@ -303,28 +302,22 @@ def run_secure(model: Model, batch: Batch, *, deployment: Deployment | None = No
         # on a GPU each party gets its own stream: a party's wait for its data before an exchange
         # then waits for its own kernels only, not for the other party's
         stream = torch.cuda.Stream(dev) if dev.type == "cuda" else None
-        try:
-            with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
-                party = Party(p, transports[p], stores[p].open(p, dealing, key_hash), dev)
-                w = publish_weights(party, spec, deployment.masked() if p == 0 else None)
-                ready(party)
-                t0 = time.perf_counter()
-                outputs[p] = serve(party, spec, w, B, L, inputs if p == 1 else None)
-                if stream is not None:
-                    stream.synchronize()
-                times[p] = time.perf_counter() - t0
-            if stores[p].remaining:
-                raise RuntimeError(f"party {p} left {stores[p].remaining} key chunks unused")
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
-            errors.append(e)
-            transports[p].close()
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            party = Party(p, transports[p], stores[p].open(p, dealing, key_hash), dev)
+            w = publish_weights(party, spec, deployment.masked() if p == 0 else None)
+            ready(party)
+            t0 = time.perf_counter()
+            out = serve(party, spec, w, B, L, inputs if p == 1 else None)
+            if stream is not None:
+                stream.synchronize()
+            times[p] = time.perf_counter() - t0
+        if stores[p].remaining:
+            raise RuntimeError(f"party {p} left {stores[p].remaining} key chunks unused")
+        return out
 
-    helper = threading.Thread(target=work, args=(1,))
-    helper.start()
-    work(0)
-    helper.join()
-    for t in transports:
-        t.close()
-    if errors:
-        raise errors[0]
+    try:
+        outputs = run_both(work, transports)
+    finally:
+        for t in transports:
+            t.close()
     return SecureRun(outputs[1], [t.stats for t in transports], info, times, str(store))

@@ -39,11 +39,17 @@ def share(party, x_hat: torch.Tensor, w_hat: torch.Tensor, bits: int,
     b = key.words(w_hat.numel()).view(w_hat.shape)
     c = key.words(int(torch.Size(shape).numel())).view(shape)
     key.done()
-    if party.id == 0:
-        s = c + ring_matmul(x_hat, w_hat - b, bits) - ring_matmul(a, w_hat, bits)
-    else:
-        s = c - ring_matmul(x_hat, b, bits) - ring_matmul(a, w_hat, bits)
-    return s & low_mask(bits)
+    return (c + beaver_product(party.id, x_hat, w_hat, a, b, bits)) & low_mask(bits)
+
+
+def beaver_product(party_id: int, x_hat: torch.Tensor, w_hat: torch.Tensor, r_x: torch.Tensor,
+                   r_w: torch.Tensor, bits: int) -> torch.Tensor:
+    """The masked-input part of a party's share of X·W from shares of the masks r_x, r_w:
+    P0: X^(W^ - r_w) - r_x·W^, P1: -X^·r_w - r_x·W^.  The two sum to X·W - r_x·r_w, which the
+    key's share of r_x·r_w (+ the output mask) completes."""
+    if party_id == 0:
+        return ring_matmul(x_hat, w_hat - r_w, bits) - ring_matmul(r_x, w_hat, bits)
+    return -ring_matmul(x_hat, r_w, bits) - ring_matmul(r_x, w_hat, bits)
 
 
 def reference(x: torch.Tensor, w: torch.Tensor, bits: int) -> torch.Tensor:
