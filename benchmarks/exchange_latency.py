@@ -74,7 +74,7 @@ def _proc(p, port, args, q):
 
 
 def processes(args) -> float:
-    from suf.runner import free_port
+    from suf.runtime.gate_runner import free_port
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()

@@ -1,4 +1,4 @@
-"""Time exact ring matmul (suf.linalg.ring_matmul) on CUDA for BERT-base shapes.
+"""Time exact ring matmul (suf.core.linalg.ring_matmul) on CUDA for BERT-base shapes.
 
     PYTHONPATH=src python3 benchmarks/matmul_bench.py --out benchmarks/results/matmul_<date>.json
 
@@ -18,7 +18,7 @@ import torch
 
 import provenance
 
-from suf.linalg import limb_plan, ring_matmul
+from suf.core.linalg import limb_plan, ring_matmul
 
 SHAPES = [(128, 768, 3072), (128, 3072, 768)]  # BERT-base FFN1, FFN2 at seq 128
 
@@ -72,7 +72,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row))
     result = {
-        "benchmark": "exact ring matmul (suf.linalg.ring_matmul), CUDA float64 limbs",
+        "benchmark": "exact ring matmul (suf.core.linalg.ring_matmul), CUDA float64 limbs",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": _commit(args.commit),
         "command": " ".join(["python3", *sys.argv]),

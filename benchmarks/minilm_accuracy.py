@@ -22,7 +22,7 @@ import torch
 
 import provenance
 
-from suf.nn import load_model, mean_pool
+from suf.models import load_model, mean_pool
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = [

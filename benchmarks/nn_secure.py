@@ -25,7 +25,8 @@ import torch
 
 import provenance
 
-from suf.nn import load_model, run_secure
+from suf.models import load_model
+from suf.runtime import run_secure
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks/results"
@@ -96,7 +97,7 @@ def main() -> None:
     commit = provenance.commit()
     report = run.report()
     res = {
-        "benchmark": "one secure inference, dealer + P0 + P1 in one process (suf.nn.run_secure)",
+        "benchmark": "one secure inference, dealer + P0 + P1 in one process (suf.runtime.run_secure)",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": commit,
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),

@@ -16,8 +16,9 @@ import time
 
 import torch
 
-from suf.nn import models, run_secure, runtime
-from suf.nn.models import from_config
+from suf.models import transformer as models
+from suf.runtime import inference as runtime, run_secure
+from suf.models.transformer import from_config
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Accuracy of SIGMA's fixed-point gates (suf.protocols references) against the float functions.
+"""Accuracy of SIGMA's fixed-point gates (suf.gates references) against the float functions.
 
     .venv/bin/python benchmarks/reference_accuracy.py
 
@@ -21,12 +21,12 @@ import torch
 
 import provenance
 
-from suf.protocols import tables
-from suf.protocols.gelu import reference_gelu
-from suf.protocols.layernorm import reference_layernorm
-from suf.protocols.silu import reference_silu
-from suf.protocols.softmax import reference_inverse, reference_nexp, reference_softmax
-from suf.ring import Ring
+from suf.gates import tables
+from suf.gates.gelu import reference_gelu
+from suf.gates.layernorm import reference_layernorm
+from suf.gates.silu import reference_silu
+from suf.gates.softmax import reference_inverse, reference_nexp, reference_softmax
+from suf.core.ring import Ring
 
 ROOT = Path(__file__).resolve().parent.parent
 F = tables.SCALE
@@ -244,7 +244,7 @@ def main() -> None:
     args = ap.parse_args()
     commit = provenance.commit()
     res = {
-        "benchmark": "accuracy of the SIGMA fixed-point references (suf.protocols) vs float64",
+        "benchmark": "accuracy of the SIGMA fixed-point references (suf.gates) vs float64",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": commit,
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),

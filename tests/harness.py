@@ -5,7 +5,8 @@ from __future__ import annotations
 from suf.keys import MemoryKeys
 from suf.net.transport import local_pair, run_both
 from suf.prg import Stream
-from suf.protocols.core import Dealer, Party
+from suf.mpc.dealer import Dealer
+from suf.mpc.party import Party
 
 DEALING = bytes(16)
 MODEL = bytes(32)

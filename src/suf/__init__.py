@@ -1,5 +1,5 @@
 """suf: two-party secure inference of transformers with function secret sharing."""
-from suf.ring import Ring
+from suf.core.ring import Ring
 
 __all__ = ["Ring"]
 __version__ = "0.1.0"

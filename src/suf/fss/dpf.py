@@ -43,7 +43,7 @@ import torch
 from suf import prg
 from suf.fss import kernels, sstable
 from suf.fss.sstable import TableKey, block_bit, block_bits, low_mask
-from suf.ring import Ring, pack, unpack
+from suf.core.ring import Ring, pack, unpack
 
 INT64 = torch.int64
 LEAF_BITS = 7  # early termination: the last 7 levels are one 128-bit leaf block

@@ -32,7 +32,8 @@ import os
 
 import torch
 
-from suf.prg import ROUNDS
+from suf.prg.chacha import ROUNDS
+from suf.prg.kernels import check_rounds
 
 try:
     import triton
@@ -99,89 +100,8 @@ def _check_party(party) -> None:
         raise ValueError(f"party must be 0 or 1, got {party!r}")
 
 
-def _check_rounds(rounds) -> None:
-    if not isinstance(rounds, int) or rounds < 2 or rounds % 2:
-        raise ValueError(f"ChaCha rounds must be a positive even int, got {rounds!r}")
-
-
 if triton is not None:
-    # -- ChaCha on uint32 lanes ----------------------------------------------------------------
-    @triton.jit
-    def _qr(a, b, c, d):
-        a = a + b
-        d = d ^ a
-        d = (d << 16) | (d >> 16)
-        c = c + d
-        b = b ^ c
-        b = (b << 12) | (b >> 20)
-        a = a + b
-        d = d ^ a
-        d = (d << 8) | (d >> 24)
-        c = c + d
-        b = b ^ c
-        b = (b << 7) | (b >> 25)
-        return a, b, c, d
-
-    @triton.jit
-    def _rounds(x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15,
-                ROUNDS: tl.constexpr):
-        """ChaCha's ROUNDS rounds (column, then diagonal) on the 16 state words, without the
-        final addition of the input."""
-        for _ in tl.static_range(ROUNDS // 2):
-            x0, x4, x8, x12 = _qr(x0, x4, x8, x12)
-            x1, x5, x9, x13 = _qr(x1, x5, x9, x13)
-            x2, x6, x10, x14 = _qr(x2, x6, x10, x14)
-            x3, x7, x11, x15 = _qr(x3, x7, x11, x15)
-            x0, x5, x10, x15 = _qr(x0, x5, x10, x15)
-            x1, x6, x11, x12 = _qr(x1, x6, x11, x12)
-            x2, x7, x8, x13 = _qr(x2, x7, x8, x13)
-            x3, x4, x9, x14 = _qr(x3, x4, x9, x14)
-        return x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15
-
-    @triton.jit
-    def _chacha(k0, k1, k2, k3, ROUNDS: tl.constexpr):
-        """G(s): the ChaCha block with key words k0..k3 (bit 0 already cleared), k4..k7 = 0,
-        counter = nonce = 0.  Returns output words 0..7: the left child (0..3) and the right
-        child (4..7); words 8..15 (the spare blocks) are not needed by the tree walks."""
-        z = tl.zeros_like(k0)
-        c0 = z + 0x61707865
-        c1 = z + 0x3320646E
-        c2 = z + 0x79622D32
-        c3 = z + 0x6B206574
-        x = _rounds(c0, c1, c2, c3, k0, k1, k2, k3, z, z, z, z, z, z, z, z, ROUNDS)
-        return (x[0] + c0, x[1] + c1, x[2] + c2, x[3] + c3, x[4] + k0, x[5] + k1, x[6] + k2,
-                x[7] + k3, x[8], x[9], x[10], x[11], x[12], x[13], x[14], x[15])
-
-    @triton.jit(do_not_specialize=["nblocks"])
-    def _stream_kernel(out_ptr, params_ptr, nblocks, ROUNDS: tl.constexpr, BLOCK: tl.constexpr):
-        """The dealer's stream (suf.prg.Stream): block b = ChaCha(key, counter ctr0 + b, nonce
-        (nonce, 0)), stored as 8 int64 words per block (output words 2j | 2j+1 << 32).
-        params: int64 [k0..k7, nonce, ctr0], read from memory: scalar kernel arguments equal to
-        1 would be compiled in as constants (Triton specializes them), which broke `.to`."""
-        blk = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        valid = blk < nblocks
-        ctr = blk + tl.load(params_ptr + 9)
-        z = tl.zeros((BLOCK,), tl.uint32)
-        k0 = z + tl.load(params_ptr + 0).to(tl.uint32)
-        k1 = z + tl.load(params_ptr + 1).to(tl.uint32)
-        k2 = z + tl.load(params_ptr + 2).to(tl.uint32)
-        k3 = z + tl.load(params_ptr + 3).to(tl.uint32)
-        k4 = z + tl.load(params_ptr + 4).to(tl.uint32)
-        k5 = z + tl.load(params_ptr + 5).to(tl.uint32)
-        k6 = z + tl.load(params_ptr + 6).to(tl.uint32)
-        k7 = z + tl.load(params_ptr + 7).to(tl.uint32)
-        nonce = z + tl.load(params_ptr + 8).to(tl.uint32)
-        init = (z + 0x61707865, z + 0x3320646E, z + 0x79622D32, z + 0x6B206574,
-                k0, k1, k2, k3, k4, k5, k6, k7,
-                (ctr & 0xFFFFFFFF).to(tl.uint32), (ctr >> 32).to(tl.uint32), nonce, z)
-        y = _rounds(*init, ROUNDS)
-        col = tl.arange(0, 8)[None, :]
-        row = tl.zeros((BLOCK, 8), tl.int64)
-        for j in tl.static_range(8):
-            lo = (y[2 * j] + init[2 * j]).to(tl.uint64)
-            hi = (y[2 * j + 1] + init[2 * j + 1]).to(tl.uint64)
-            row = tl.where(col == j, (lo | (hi << 32)).to(tl.int64, bitcast=True)[:, None], row)
-        tl.store(out_ptr + 8 * blk[:, None] + col, row, mask=valid[:, None])
+    from suf.prg.kernels import chacha_tree_block
 
     # -- 128-bit blocks: int64 [lo, hi] pairs in memory, four uint32 words in registers -------
     @triton.jit
@@ -204,7 +124,7 @@ if triton is not None:
     def _step(s0, s1, s2, s3, t, bit, cw_ptr, tr_ptr, level, N, key, valid,
               ROUNDS: tl.constexpr):
         """One inner level: the child on side `bit` of seed s, corrected by cw[level] if t."""
-        y = _chacha(s0 ^ t, s1, s2, s3, ROUNDS)
+        y = chacha_tree_block(s0 ^ t, s1, s2, s3, ROUNDS)
         right = bit == 1
         c0 = tl.where(right, y[4], y[0])
         c1 = tl.where(right, y[5], y[1])
@@ -220,7 +140,7 @@ if triton is not None:
     @triton.jit
     def _leaf_step(s0, s1, s2, s3, t, bit, leaf_ptr, N, key, valid, ROUNDS: tl.constexpr):
         """The last level: block = G(s)[bit] ^ t·leaf[bit]."""
-        y = _chacha(s0 ^ t, s1, s2, s3, ROUNDS)
+        y = chacha_tree_block(s0 ^ t, s1, s2, s3, ROUNDS)
         right = bit == 1
         w0, w1, w2, w3 = _load_block(leaf_ptr, bit.to(tl.int64) * N + key, valid)
         tm = tl.zeros_like(t) - t
@@ -240,7 +160,7 @@ if triton is not None:
         key = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         valid = key < N
         s0, s1, s2, s3 = _load_block(seed_ptr, key, valid)
-        y = _chacha(s0 & 0xFFFFFFFE, s1, s2, s3, ROUNDS)
+        y = chacha_tree_block(s0 & 0xFFFFFFFE, s1, s2, s3, ROUNDS)
         # one contiguous 64-byte row per key (the 8 int64 words of the 4 output blocks), stored as
         # one tile: 3.1e10 seeds/s on an H100 against 1.3e10 with four separate block stores
         col = tl.arange(0, 8)[None, :]
@@ -362,7 +282,7 @@ if triton is not None:
             for d in range(start, D - 1):
                 t = s0 & 1
                 tm = tl.zeros_like(t) - t
-                y = _chacha(s0 ^ t, s1, s2, s3, ROUNDS)
+                y = chacha_tree_block(s0 ^ t, s1, s2, s3, ROUNDS)
                 w0, w1, w2, w3 = _load_block(cw_ptr, d * N + key, valid)
                 tr = tl.load(tr_ptr + d * N + key, mask=valid, other=0).to(tl.uint32) & 1
                 put = slot == d
@@ -376,7 +296,7 @@ if triton is not None:
                 s3 = y[3] ^ (w3 & tm)
             t = s0 & 1
             tm = tl.zeros_like(t) - t
-            y = _chacha(s0 ^ t, s1, s2, s3, ROUNDS)
+            y = chacha_tree_block(s0 ^ t, s1, s2, s3, ROUNDS)
             w0, w1, w2, w3 = _load_block(leaf_ptr, key, valid)
             u, v = _lut_leaf(y[0] ^ (w0 & tm), y[1] ^ (w1 & tm), y[2] ^ (w2 & tm),
                              y[3] ^ (w3 & tm), 2 * m, xh, T_ptr, valid, u, v, kmask)
@@ -404,8 +324,8 @@ if triton is not None:
             keep_right = a == 1
             tp = p0 & 1
             tq = q0 & 1
-            y = _chacha(p0 ^ tp, p1, p2, p3, ROUNDS)
-            z = _chacha(q0 ^ tq, q1, q2, q3, ROUNDS)
+            y = chacha_tree_block(p0 ^ tp, p1, p2, p3, ROUNDS)
+            z = chacha_tree_block(q0 ^ tq, q1, q2, q3, ROUNDS)
             # correction seed = XOR of the two lose-side children; t corrections per side
             c0 = tl.where(keep_right, y[0] ^ z[0], y[4] ^ z[4])
             c1 = tl.where(keep_right, y[1] ^ z[1], y[5] ^ z[5])
@@ -429,8 +349,8 @@ if triton is not None:
                               tl.where(keep_right, z[7], z[3]) ^ (c3 & mq))
         # leaf corrections: XOR of both parties' leaf blocks, the one-hot bit on the keep side
         a = ((alpha >> 7) & 1).to(tl.uint32)
-        y = _chacha(p0 ^ (p0 & 1), p1, p2, p3, ROUNDS)
-        z = _chacha(q0 ^ (q0 & 1), q1, q2, q3, ROUNDS)
+        y = chacha_tree_block(p0 ^ (p0 & 1), p1, p2, p3, ROUNDS)
+        z = chacha_tree_block(q0 ^ (q0 & 1), q1, q2, q3, ROUNDS)
         pos = (alpha & 127).to(tl.uint32)
         one = tl.full(pos.shape, 1, tl.uint32)
         h0 = tl.where((pos >> 5) == 0, one << (pos & 31), 0)
@@ -461,7 +381,7 @@ def expand(seeds: torch.Tensor, rounds: int = ROUNDS):
     _check_int64(seeds, "seeds")
     if seeds.shape[-1:] != (2,):
         raise ValueError(f"seeds must have shape (..., 2), got {tuple(seeds.shape)}")
-    _check_rounds(rounds)
+    check_rounds(rounds)
     if not available(seeds):
         return None
     flat = seeds.reshape(-1, 2).contiguous()
@@ -471,32 +391,11 @@ def expand(seeds: torch.Tensor, rounds: int = ROUNDS):
     return out.reshape(*seeds.shape[:-1], 4, 2)
 
 
-def chacha_stream(key_words, counter: int, nblocks: int, nonce: int, device,
-                  rounds: int = ROUNDS):
-    """`nblocks` ChaCha blocks from block `counter` on as int64 (nblocks, 8): word j of a block is
-    output words 2j | 2j+1 << 32 (suf.prg.Stream.words64); None without Triton or off CUDA."""
-    _check_rounds(rounds)
-    if len(key_words) != 8 or not all(0 <= int(k) < 2**32 for k in key_words):
-        raise ValueError("a ChaCha stream takes 8 key words of 32 bits")
-    if not 0 <= nonce < 2**32 or counter < 0 or nblocks < 0 or counter + nblocks > 2**63:
-        raise ValueError("stream counter or nonce out of range")
-    device = torch.device(device)
-    if triton is None or device.type != "cuda":
-        return None
-    out = torch.empty((nblocks, 8), dtype=INT64, device=device)
-    if nblocks:
-        params = torch.tensor([*[int(k) for k in key_words], nonce, counter], dtype=INT64,
-                              device=device)
-        _stream_kernel[_grid(nblocks, _BLOCK)](out, params, nblocks, ROUNDS=rounds,
-                                               BLOCK=_BLOCK, num_warps=_WARPS)
-    return out
-
-
 def _walk(seed, cw, tr, leaf, x, n, party, lt: bool, rounds: int):
     N = _check_key(seed, cw, tr, leaf, n)
     x2 = _check_points(x, N, seed.device)
     _check_party(party)
-    _check_rounds(rounds)
+    check_rounds(rounds)
     if not available(seed):
         return None
     E = x2.shape[0]

@@ -7,7 +7,7 @@ w_j = +b_j (party 0) or -b_j (party 1) and computes, mod 2^64,
 Off α the two parties' bits are equal and their weights cancel, so u0 + u1 = σ = b0_α - b1_α ∈ {±1}
 and v0 + v1 = σ·T[x̂ - α]: the public table rotated by x̂ and dotted with the one-hot vector.
 `sign_bit_share` turns u into an XOR-share of U = 1{σ = +1}; then T[x̂ - α] = (2U - 1)·(v0 + v1).
-Opening U and v and the final select are protocol steps (suf.protocols), not part of this module.
+Opening U and v and the final select are protocol steps (suf.gates), not part of this module.
 
 Key bytes: SIGMA's eval-all layout (dpf.py), 16(k-7) + 36 bytes per key for k >= 8; for k <= 7
 (SIGMA has no LUT there) a truth table of 2^max(0, k-3) bytes.
@@ -21,7 +21,7 @@ import torch
 from suf import prg
 from suf.fss import dpf, kernels
 from suf.fss.dpf import EVAL_ALL_MAX_BITS, Key
-from suf.ring import Ring
+from suf.core.ring import Ring
 
 INT64 = torch.int64
 # table entries gathered per chunk of keys: 32 MiB per int64 temporary on CPU, 512 MiB on a GPU,

@@ -9,12 +9,10 @@ from datetime import datetime, timezone
 
 import torch
 
+from suf.core.errors import KeyFileError
+
 SIGMA_PAD = 4096  # SIGMA pads each party's key buffer to a multiple of this (sigma_spec §1.4)
 
-
-class KeyFileError(ValueError):
-    """A key file (or in-memory key store) cannot be used: not a key file, wrong version, party,
-    dealing or model, truncated, damaged, read out of order or past its end, or already used."""
 
 
 @dataclass(frozen=True)

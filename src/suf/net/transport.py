@@ -22,8 +22,9 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from suf.core.errors import HandshakeError, PeerError
 from suf.net.stats import Stats
-from suf.ring import pack, unpack
+from suf.core.ring import pack, unpack
 
 PROTOCOL = "suf.net"
 VERSION = 1
@@ -33,12 +34,8 @@ MAX_HELLO_BYTES = 1 << 16
 _RETRY_S = 0.05  # pause between connection attempts
 
 
-class PeerError(ConnectionError):
-    """The peer could not be reached, closed the connection, died, or stalled past the timeout."""
 
 
-class HandshakeError(ValueError):
-    """The parties' hello records disagree (version, dealing, model, party id)."""
 
 
 class Transport:
@@ -159,7 +156,7 @@ class Transport:
         return inp.to(buf.device) if buf.device.type != "cpu" else inp
 
     def exchange_values(self, x: torch.Tensor, bits: int, type_bytes: int = 8) -> torch.Tensor:
-        """Exchange int64 ring elements packed by SIGMA's rule (`suf.ring.pack`).
+        """Exchange int64 ring elements packed by SIGMA's rule (`suf.core.ring.pack`).
 
         Returns the peer's values, unpacked to x's shape and device, in [0, 2^bits).
         """

@@ -1,0 +1,13 @@
+"""SIGMA's gates, one module per gate (suf.mpc.gate describes the interface: key layout, keygen,
+eval, reference, example).  Importing this package registers every gate; `tables` holds the
+public lookup tables, `beaver` and `tr_gadget` the pieces several gates share.
+
+Adding a gate: write its module (see docs/architecture.md), add it to the import below, and add
+its test file under tests/gates/.
+"""
+from suf.gates import (causal_matmul, drelu, linear, lut, matmul, mul, relu, select, sign_extend,
+                       tr, tr_with_slack, trfloor)
+from suf.mpc.gate import REGISTRY
+
+__all__ = ["REGISTRY", "causal_matmul", "drelu", "linear", "lut", "matmul", "mul", "relu",
+           "select", "sign_extend", "tr", "tr_with_slack", "trfloor"]

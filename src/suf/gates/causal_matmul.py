@@ -1,0 +1,89 @@
+"""Causal matmul (SIGMA's `cIsLowerTriangular`): the lower triangle of A^·B^ ((..., L, L), the
+attention logits of a decoder), then TrFloor(shift); zeros above the diagonal, with mask 0.
+
+The Beaver key (suf.gates.beaver) holds shares of r_A and r_B in full and of r_A·r_B + r_P on the
+packed triangle only (row by row, L(L+1)/2 entries per block), which is all that is opened and
+truncated.
+"""
+from __future__ import annotations
+
+import torch
+
+from suf.core.linalg import ring_matmul
+from suf.gates import beaver, trfloor
+from suf.gates.matmul import out_shape, small_operands
+from suf.mpc.gate import Call, Example, Gate, Input, Layout, Open, register
+
+
+def _tril(length: int, device) -> torch.Tensor:
+    """Flat indices of the lower triangle (j <= i) of an L x L block, row by row."""
+    rows, cols = torch.tril_indices(length, length, device=device)
+    return rows * length + cols
+
+
+def pack_tril(x: torch.Tensor) -> torch.Tensor:
+    """(..., L, L) -> (..., L(L+1)/2): the lower triangle, row by row (SIGMA's causal packing)."""
+    return x.flatten(-2)[..., _tril(x.shape[-1], x.device)]
+
+
+def unpack_tril(p: torch.Tensor, length: int) -> torch.Tensor:
+    """The inverse of pack_tril, with zeros above the diagonal."""
+    out = torch.zeros((*p.shape[:-1], length * length), dtype=p.dtype, device=p.device)
+    out[..., _tril(length, p.device)] = p
+    return out.view(*p.shape[:-1], length, length)
+
+
+def _packed_shape(x_shape, y_shape) -> tuple:
+    full = out_shape(x_shape, y_shape)
+    if full[-1] != full[-2]:
+        raise ValueError(f"causal matmul: the product {full} is not square")
+    return (*full[:-2], full[-1] * (full[-1] + 1) // 2)
+
+
+def layout(x_shape, y_shape, *, bits: int, shift: int) -> Layout:
+    packed = _packed_shape(x_shape, y_shape)
+    count = int(torch.Size(packed).numel())
+    return Layout([beaver.key(int(torch.Size(x_shape).numel()), int(torch.Size(y_shape).numel()),
+                              count, bits, "matmul"),
+                   Open("product", count, bits),
+                   Call("trfloor", "trfloor", (packed,), {"n": bits, "s": shift})])
+
+
+def keygen(dealer, r_x: torch.Tensor, r_y: torch.Tensor, *, bits: int, shift: int,
+           op: str = "causal_matmul") -> torch.Tensor:
+    lay = layout(r_x.shape, r_y.shape, bits=bits, shift=shift)
+    packed = _packed_shape(r_x.shape, r_y.shape)
+    r_p = dealer.mask(packed, bits)
+    beaver.deal(dealer, op, packed, lay.key("matmul"), r_x.flatten(), r_y.flatten(),
+                (pack_tril(ring_matmul(r_x, r_y, bits)) + r_p).flatten())
+    r_t = trfloor.keygen(dealer, r_p, n=bits, s=shift, op=f"{op}.trfloor")
+    return unpack_tril(r_t, r_x.shape[-2])
+
+
+def eval(party, x_hat: torch.Tensor, y_hat: torch.Tensor, *, bits: int, shift: int,
+         op: str = "causal_matmul") -> torch.Tensor:
+    lay = layout(x_hat.shape, y_hat.shape, bits=bits, shift=shift)
+    s = beaver.share(party, op, lay.key("matmul"), x_hat, y_hat,
+                     _packed_shape(x_hat.shape, y_hat.shape),
+                     lambda a, b: ring_matmul(a, b, bits), bits, pack=pack_tril)
+    t = trfloor.eval(party, party.open(s, lay.open("product")), n=bits, s=shift,
+                     op=f"{op}.trfloor")
+    return unpack_tril(t, x_hat.shape[-2])
+
+
+def reference(x: torch.Tensor, y: torch.Tensor, *, bits: int, shift: int, layer=None,
+              violations=None) -> torch.Tensor:
+    full = trfloor.reference(ring_matmul(x, y, bits), n=bits, s=shift)
+    lower = torch.ones(full.shape[-2:], dtype=torch.bool, device=full.device).tril()
+    return torch.where(lower, full, torch.zeros_like(full))
+
+
+def example(bits: int, count: int) -> Example:
+    length, inner, shift = 8, max(1, count // 64), 12
+    return Example((Input("q", 1, (2, length, inner), bits), Input("k", 1, (2, inner, length), bits)),
+                   {"bits": bits, "shift": shift}, bits,
+                   lambda g: [small_operands(g, (2, length, inner), bits, shift),
+                              small_operands(g, (2, inner, length), bits, shift)])
+
+
+GATE = register(Gate("causal_matmul", layout, keygen, eval, reference, example))

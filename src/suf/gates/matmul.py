@@ -1,0 +1,74 @@
+"""Matmul (sigma_spec §3.6): X^ (..., M, K) times Y^ (..., K, N), both public masked values (a
+weight W^ = W + r_W is published once per deployment by the model owner), then TrFloor(shift), as
+SIGMA does after every matmul.  Beaver key (suf.gates.beaver) of r_X, r_Y, r_X·r_Y + r_P; the
+product (scale 2f) is opened, then truncated.
+"""
+from __future__ import annotations
+
+import torch
+
+from suf.core.linalg import ring_matmul
+from suf.core.ring import low_mask
+from suf.gates import beaver, trfloor
+from suf.mpc.gate import Call, Example, Gate, Input, Layout, Open, register
+
+
+def out_shape(x_shape, w_shape) -> tuple:
+    if len(x_shape) < 2 or len(w_shape) < 2 or x_shape[-1] != w_shape[-2]:
+        raise ValueError(f"matmul: cannot multiply {tuple(x_shape)} by {tuple(w_shape)}")
+    batch = torch.broadcast_shapes(tuple(x_shape[:-2]), tuple(w_shape[:-2]))
+    return (*batch, x_shape[-2], w_shape[-1])
+
+
+def _numel(shape) -> int:
+    return int(torch.Size(shape).numel())
+
+
+def layout(x_shape, y_shape, *, bits: int, shift: int) -> Layout:
+    out = out_shape(x_shape, y_shape)
+    return Layout([beaver.key(_numel(x_shape), _numel(y_shape), _numel(out), bits, "matmul"),
+                   Open("product", _numel(out), bits),
+                   Call("trfloor", "trfloor", (out,), {"n": bits, "s": shift})])
+
+
+def keygen(dealer, r_x: torch.Tensor, r_y: torch.Tensor, *, bits: int, shift: int,
+           op: str = "matmul") -> torch.Tensor:
+    lay = layout(r_x.shape, r_y.shape, bits=bits, shift=shift)
+    shape = out_shape(r_x.shape, r_y.shape)
+    r_p = dealer.mask(shape, bits)
+    beaver.deal(dealer, op, shape, lay.key("matmul"), r_x.flatten(), r_y.flatten(),
+                (ring_matmul(r_x, r_y, bits) + r_p).flatten())
+    return trfloor.keygen(dealer, r_p, n=bits, s=shift, op=f"{op}.trfloor")
+
+
+def eval(party, x_hat: torch.Tensor, y_hat: torch.Tensor, *, bits: int, shift: int,
+         op: str = "matmul") -> torch.Tensor:
+    lay = layout(x_hat.shape, y_hat.shape, bits=bits, shift=shift)
+    shape = out_shape(x_hat.shape, y_hat.shape)
+    s = beaver.share(party, op, lay.key("matmul"), x_hat, y_hat, shape,
+                     lambda a, b: ring_matmul(a, b, bits), bits)
+    return trfloor.eval(party, party.open(s, lay.open("product")), n=bits, s=shift,
+                        op=f"{op}.trfloor")
+
+
+def reference(x: torch.Tensor, y: torch.Tensor, *, bits: int, shift: int, layer=None,
+              violations=None) -> torch.Tensor:
+    return trfloor.reference(ring_matmul(x, y, bits), n=bits, s=shift)
+
+
+def small_operands(gen, shape, bits: int, shift: int) -> torch.Tensor:
+    """Test operands whose fixed-point products stay inside the ring."""
+    small = bits - shift - 4
+    return (gen.ring(shape, 64) >> (64 - small // 2)) & low_mask(bits)
+
+
+def example(bits: int, count: int) -> Example:
+    rows, inner, cols = 16, count // 16 or 1, 8
+    shift = 12
+    return Example((Input("x", 1, (rows, inner), bits), Input("w", 0, (inner, cols), bits)),
+                   {"bits": bits, "shift": shift}, bits,
+                   lambda g: [small_operands(g, (rows, inner), bits, shift),
+                              small_operands(g, (inner, cols), bits, shift)])
+
+
+GATE = register(Gate("matmul", layout, keygen, eval, reference, example))

@@ -1,0 +1,213 @@
+"""Reciprocal square root of LayerNorm (sigma_spec §3.9 step 4; LLAMA `Rsqrt` = F2BF16 + LUT_13).
+
+SIGMA turns the opened row sum of squares V (scale 2f) into a 13-bit bfloat16-like index
+(7-bit mantissa below the leading one, 6-bit exponent: index = m·64 + e) and reads 1/σ at scale f
+from `tables.rsqrt(d)`.  The reference reproduces that index computation exactly, over V's whole
+range (no shortcut through V's low bits), and the ClearText table values (signed exponent).
+
+The secure protocol (below the references) is not SIGMA's: SIGMA runs F2BF16 + a 13-bit LUT on the
+CPU in LLAMA.  Ours is one interval lookup with one DPF key per row, exact over V's whole range
+and the same torch code on CPU and GPU (docs/rsqrt.md).
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from suf.fss import compare
+from suf.fss import lut as fss_lut
+from suf.gates import select, tables
+from suf.core.checks import check_bits, check_range, ring_input
+from suf.core.ring import low_mask, packed_size
+
+GATE_MIN_BITS = 14  # the index needs at least 8 bits of mantissa and a 6-bit exponent field
+
+
+# ================================================================================================
+# reference (cleartext)
+# ================================================================================================
+def reference_rsqrt_index(v: torch.Tensor, n: int) -> torch.Tensor:
+    """The 13-bit index LLAMA's F2BF16 computes from V in Z_{2^n}, for every V.
+
+    F2BF16 (`fixtobfloat16.cpp`) forms the bits 1{V < 2^i}, i = 1..n-1, and from the first i where
+    the bit is set (j) takes the exponent k = j - 1 and the multiplier u = 2^(n-j).  Then
+    V·u mod 2^n has its leading one at bit n-1, its top byte minus 128 is the 7-bit mantissa m,
+    and index = (m·64 + k) mod 2^13.  Hence for 1 <= V < 2^(n-1): k = floor(log2 V) and m = the
+    7 bits after V's leading one (zero-filled below bit 0 when k < 7).  For V = 0 and V = 1 the
+    index is 0 (V = 0 has no leading one: u = 2^(n-1) and the mantissa wraps to 0), and for
+    V >= 2^(n-1) no bit is set (u = 0), so the index is 0 as well; LayerNorm excludes that range.
+    """
+    ring = ring_input(v, n, "V", min_bits=GATE_MIN_BITS)
+    above = torch.zeros_like(v)  # number of i in [1, n-1] with V >= 2^i
+    for i in range(1, n):
+        above += (v >= (1 << i)).to(torch.int64)
+    found = above < n - 1  # some 1{V < 2^i} is set; its first position is j = above + 1
+    k = torch.where(found, above, torch.zeros_like(v))
+    u = torch.where(found, torch.ones_like(v) << (n - 1 - above).clamp(min=0), torch.zeros_like(v))
+    vu = ring.wrap(v * u)
+    mantissa = (vu >> (n - 8)) - 128
+    return ((mantissa << 6) + k) & ((1 << tables.RSQRT_BITS) - 1)
+
+
+def reference_rsqrt(v: torch.Tensor, n: int, d: int, *, op: str = "rsqrt",
+                    layer: str | None = None, violations: list | None = None) -> torch.Tensor:
+    """1/σ at scale 12 from the sum of squares V (scale 24) of a row of width d: tables.rsqrt(d)
+    at reference_rsqrt_index(V).
+
+    Equals SIGMA's ClearText `invsqrt_lut_2(V, 12, d, n)` = (i64)(2^24/sqrt(m·2^(k-7)/d)) for
+    1 <= V < 2^(n-1).  Precondition V < 2^(n-1) (checked: RangeViolation), since F2BF16 only scans
+    1{V < 2^i} for i <= n-1.  V = 0, where ClearText is undefined (it casts 2^24/0.0 = inf),
+    is defined as SIGMA's GPU path computes it: index 0, i.e. tables.rsqrt(d)[0] = floor(2^24·√d).
+    In LayerNorm that value is multiplied by x - μ = 0, so the row's output does not depend on it.
+    """
+    ring_input(v, n, "V", min_bits=GATE_MIN_BITS)
+    check_range(v, 0, 1 << (n - 1), op, layer=layer, violations=violations)
+    return tables.rsqrt(d, device=v.device)[reference_rsqrt_index(v, n)]
+
+
+# ================================================================================================
+# secure protocol: rsqrt as one interval lookup (docs/rsqrt.md)
+# ================================================================================================
+# T[index(V)] is a step function of V.  Z_{2^n} splits into K = 128(n-7) intervals [a_j, a_{j+1})
+# on which the index is constant (`intervals`).  The dealer gives each row ONE comparison key of
+# α = R (V's mask, n bits): lt(y) = XOR-shares of 1{y < R}.  With y_j = V^ - a_j (a_K = 2^n, so
+# y_K = y_0):  V in [a_j, a_{j+1})  <=>  R in (y_{j+1}, y_j] cyclically, which is
+#     lt(y_j) ^ lt(y_{j+1}) ^ 1{y_{j+1} > y_j}      (the last term, public, marks the one arc
+#                                                    that wraps through 0; party 1 adds it).
+# These K bits are XOR-shares of the one-hot vector of V's interval: the two parties' bits agree
+# everywhere but at the hit, so SIGMA's LUT sign trick (suf.gates.lut) applies unchanged:
+# u = ±Σ_j bit_j, v = ±Σ_j bit_j·T_j give u0 + u1 = σ = ±1 and v0 + v1 = σ·T[index(V)]; open
+# U^ = 1{σ = +1} ^ r_U and V^ = σ·T + r_V, select(U^, V^) = U·σ·T + r_sel, open it, and
+# 2·select - V^ = T + r_out with r_out = 2·r_sel - r_V.  U^ and V^ travel in one exchange.
+
+# comparison points (rows x K) walked at once; the walk keeps ~2.5 KB per point at n = 50
+CHUNK_POINTS = 1 << 16
+
+
+@functools.lru_cache(maxsize=None)
+def _intervals(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # Below 2^(n-1) the index is (k, the 7 bits after V's leading one, zero-filled): it can only
+    # change where k changes or, inside [2^k, 2^(k+1)), at multiples of 2^max(k-7, 0) after 2^k.
+    # From 2^(n-1) on it is constant (0).  Keep each candidate whose index differs from the
+    # previous one: the kept points start the maximal intervals of constant index.
+    cand = {0, 1 << (n - 1)}
+    for k in range(n - 1):
+        step = 1 << max(k - 7, 0)
+        cand.update((1 << k) + m * step for m in range(min(128, 1 << k)))
+    cand = torch.tensor(sorted(cand), dtype=torch.int64)
+    index = reference_rsqrt_index(cand, n)
+    keep = torch.ones_like(cand, dtype=torch.bool)
+    keep[1:] = index[1:] != index[:-1]
+    return cand[keep], index[keep]
+
+
+def intervals(n: int, *, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(starts, index): the K = 128(n-7) maximal intervals [a_j, a_{j+1}) of Z_{2^n} (a_K = 2^n)
+    on which `reference_rsqrt_index` is constant, and that index on each.
+
+    They are [0, 2) (V = 0 and 1 share index 0), the single points 2..127, 128 intervals of
+    length 2^(k-7) for each exponent k = 7..n-2, and [2^(n-1), 2^n), outside LayerNorm's range
+    V < 2^(n-1), where F2BF16 also gives index 0.
+    """
+    check_bits(n, GATE_MIN_BITS)
+    starts, index = _intervals(n)  # cached: hand out copies
+    return starts.to(device=device, copy=True), index.to(device=device, copy=True)
+
+
+def _check_width(d) -> None:
+    if not isinstance(d, int) or isinstance(d, bool) or d < 1:
+        raise ValueError(f"rsqrt needs the row width d as an int >= 1, got {d!r}")
+
+
+def keygen(dealer, r_in: torch.Tensor, n: int, op: str = "rsqrt") -> torch.Tensor:
+    """Keys of rsqrt for V's masks r_in (any shape, one entry per row, Z_{2^n}); returns r_out.
+
+    Per row: the comparison key of α = r_in (n bits), an XOR-shared mask bit r_U, and a select key
+    (5 words) for (r_U, r_V).  The key does not depend on d: the table is public and used online.
+    """
+    ring_input(r_in, n, "r_in", min_bits=GATE_MIN_BITS)
+    if r_in.numel() == 0:
+        raise ValueError("rsqrt keygen needs at least one row")
+    flat = r_in.flatten()
+    k0, k1 = compare.keygen(flat, n, dealer.stream)
+    r_u = dealer.mask(flat.shape, 1)
+    u0, u1 = dealer.share_bits(r_u)
+    with dealer.gate(op, r_in.shape) as (b0, b1):  # no SIGMA header: SIGMA has no such gate
+        b0.raw(compare.to_payload(k0)).bits(u0)
+        b1.raw(compare.to_payload(k1)).bits(u1)
+    r_v = dealer.mask(flat.shape, n)
+    r_sel = select.keygen(dealer, r_u, r_v, n, op=f"{op}.select")
+    return ((2 * r_sel - r_v) & low_mask(n)).view(r_in.shape)
+
+
+def _signed_onehot_dot(key, v_hat: torch.Tensor, starts: torch.Tensor, values: torch.Tensor,
+                       n: int, party: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(u, v) = ±(Σ_j bit_j, Σ_j bit_j·T_j) per row (+ for party 0), bit_j this party's share of
+    1{V in [a_j, a_{j+1})}; rows in chunks of at most CHUNK_POINTS comparison points."""
+    K, N = starts.numel(), v_hat.numel()
+    step = max(1, CHUNK_POINTS // K)
+    us, vs = [], []
+    for a in range(0, N, step):
+        y = (v_hat[None, a:a + step] - starts[:, None]) & low_mask(n)  # (K, c): y_j = V^ - a_j
+        lt = compare.eval_lt(key[a:a + step], y)  # shares of 1{y_j < R}
+        y_next, lt_next = y.roll(-1, 0), lt.roll(-1, 0)  # j + 1, cyclically (y_K = y_0)
+        bits = lt ^ lt_next ^ (party & (y_next > y).to(torch.int64))
+        us.append(bits.sum(0))
+        vs.append((values[:, None] * bits).sum(0))
+    sign = 1 - 2 * party
+    return sign * torch.cat(us), sign * torch.cat(vs)
+
+
+def eval(party, v_hat: torch.Tensor, n: int, d: int, op: str = "rsqrt") -> torch.Tensor:
+    """T[index(V)] + r_out from the opened V^ = V + R (any shape, one entry per row): 1/σ at
+    scale 12 for rows of width d, as `reference_rsqrt` for every V in Z_{2^n} (for
+    V >= 2^(n-1), outside LayerNorm's range, it is T[0] as the reference's formula gives).
+
+    2 exchanges: U^ and V^ together (n + 1 bits per row), then the select (n bits per row).
+    """
+    ring_input(v_hat, n, "v_hat", min_bits=GATE_MIN_BITS)
+    _check_width(d)
+    N = v_hat.numel()
+    if N == 0:
+        raise ValueError("rsqrt needs at least one row")
+    key = party.key(op)
+    k = compare.from_payload(key.raw(compare.payload_size(n, N)), n, N, party.id, party.device)
+    r_u = key.bits(N)
+    key.done()
+    sel_key = select.read_key(party, (N,), op=f"{op}.select")
+    starts, index = intervals(n, device=party.device)
+    values = tables.rsqrt(d, device=party.device)[index]
+    u, v = _signed_onehot_dot(k, v_hat.flatten(), starts, values, n, party.id)
+    u_share = fss_lut.sign_bit_share(u, party.id) ^ r_u
+    v_share = (v + sel_key[1]) & low_mask(n)  # sel_key[1] = <r_V>
+    # one exchange opens both: bit 0 carries U^'s XOR share, bits 1..n V^'s additive share
+    peer = party.transport.exchange_values((v_share << 1) | u_share, n + 1)
+    u_hat = u_share ^ (peer & 1)
+    v_hat_lut = (v_share + (peer >> 1)) & low_mask(n)
+    s = select.share(party, u_hat, v_hat_lut, n, sel_key)
+    return ((2 * party.open(s, n) - v_hat_lut) & low_mask(n)).view(v_hat.shape)
+
+
+def cost(n: int, rows: int) -> dict:
+    """What `keygen`/`eval` cost for `rows` rows in Z_{2^n}, for a planner to report apart.
+
+    rsqrt_comm_bytes: data bytes of one party in both directions (= 2 x rsqrt_bytes_sent, SIGMA's
+    "Total Comm" convention); rsqrt_key_bytes: one party's key payload; rsqrt_exchanges: blocking
+    exchanges (no syncs); rsqrt_tree_walks: comparison evaluations per party (K per row), each a
+    walk of n - 7 PRG calls (rsqrt_prg_calls).
+    """
+    check_bits(n, GATE_MIN_BITS)
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
+        raise ValueError(f"rows must be an int >= 1, got {rows!r}")
+    sent = packed_size(n + 1, rows) + packed_size(n, rows)
+    walks = rows * _intervals(n)[0].numel()
+    return {
+        "rsqrt_comm_bytes": 2 * sent,
+        "rsqrt_bytes_sent": sent,
+        "rsqrt_key_bytes": (compare.payload_size(n, rows) + packed_size(1, rows)
+                            + 5 * 8 * rows),
+        "rsqrt_exchanges": 2,
+        "rsqrt_tree_walks": walks,
+        "rsqrt_prg_calls": walks * (n - 7),
+    }

@@ -1,0 +1,2 @@
+"""One model graph, four backends: reference (cleartext), dealer (masks, keys), party (masked
+values, one key, the transport) and plan (shapes only, predicted costs)."""

@@ -1,0 +1,19 @@
+"""The models: BERT and GPT-2 from `transformers` configs and state dicts, written once as a graph
+(suf.models.transformer.forward) that every backend of suf.graph runs.  docs/models.md describes
+the API.
+
+    from suf.models import load_model, mean_pool
+    from suf.runtime import run_secure
+    model = load_model("all-MiniLM-L6-v2")            # or "bert-tiny", "gpt2", a directory
+    batch = model.tokenize(["a sentence"], length=8)  # GPT-2: model.batch(token_ids, length)
+    ref = model.reference(batch)                      # cleartext fixed point (ring values)
+    run = run_secure(model, batch)                    # dealer + P0 + P1 in one process
+    assert torch.equal(run.output, ref)
+    emb = mean_pool(model.decode(run.output), batch.real)
+"""
+from suf.models.loading import ModelSpec, param_shapes, spec_from_config
+from suf.models.transformer import (Batch, Model, forward, from_config, load_model, mean_pool,
+                                    pad_bias)
+
+__all__ = ["Batch", "Model", "ModelSpec", "forward", "from_config", "load_model", "mean_pool",
+           "pad_bias", "param_shapes", "spec_from_config"]

@@ -1,0 +1,31 @@
+"""`suf run` end to end: dealer key files, P0 and P1 as separate processes over TCP, output equal
+to the reference; `suf deal` + `suf serve` refuse keys of another deployment or shape."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from suf.models import load_model
+from suf.runtime.session import deal, serve
+
+
+def test_suf_run_bert_tiny_processes_over_tcp():
+    out = subprocess.run([sys.executable, "-m", "suf.cli", "run", "--model", "bert-tiny", "--ids",
+                          "[[101, 2023, 2003, 102], [101, 7592, 102]]", "--seq", "4", "--json"],
+                         capture_output=True, text=True, timeout=600,
+                         env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads(out.stdout)
+    assert res["equal"] is True and res["batch"] == 2 and res["length"] == 4
+    assert res["real"][1] == [True, True, True, False]  # the second sequence is padded
+    p0, p1 = (p["stats"]["phases"]["online"] for p in res["parties"])
+    assert p0["bytes_sent"] == p1["bytes_recv"] and p0["bytes_recv"] == p1["bytes_sent"]
+    assert res["dealing"]["key_payload_bytes"][0] > 0
+
+
+def test_keys_for_another_shape_are_refused(tmp_path):
+    model = load_model("bert-tiny")
+    deal(model, 4, 1, tmp_path)
+    with pytest.raises(ValueError, match="batch 1 x length 4"):
+        serve(1, model, str(tmp_path / "keys.p1.suk"), "127.0.0.1:1", ids=[[1, 2], [3, 4]])
