@@ -6,7 +6,9 @@ import torch
 import sigma_cost_model as cm
 from harness import masked, run_gate
 from suf.prg import Stream
-from suf.gates import lut, matmul, mul, relu, select
+from suf.core.linalg import ring_matmul
+from suf.gates import beaver, lut, matmul, mul, relu, select
+from suf.mpc.gate import Open
 from suf.core.ring import low_mask
 
 GEN = Stream(b"\x11" * 32)
@@ -33,15 +35,15 @@ def test_select(bits, type_bytes):
 
     def deal(d):
         r_b, r_y = d.mask(N, 1), d.mask(N, bits)
-        return r_b, r_y, select.keygen(d, r_b, r_y, bits, type_bytes)
+        return r_b, r_y, select.keygen(d, r_b, r_y, bits=bits, type_bytes=type_bytes)
 
     def ev(p, ctx):
         r_b, r_y, _ = ctx
-        return select.eval(p, b ^ r_b, masked(y, r_y, bits), bits, type_bytes)
+        return select.eval(p, b ^ r_b, masked(y, r_y, bits), bits=bits, type_bytes=type_bytes)
 
     ctx = {}
     run = run_gate(lambda d: ctx.setdefault("c", deal(d)), ev)
-    assert torch.equal(_unmask(run, ctx["c"][2], bits), select.reference(b, y, bits))
+    assert torch.equal(_unmask(run, ctx["c"][2], bits), select.reference(b, y, bits=bits))
     c = cm.Ctr(); c.x(bits, N, type_bytes)
     assert sent(run) == c.b and run.total().exchanges == c.r == 1
     assert run.key_bytes[0] == cm.k_sel(N, type_bytes)
@@ -53,37 +55,44 @@ def test_mul_elementwise_and_window():
     for other in (y, w):
         def deal(d, other=other):
             rx, ro = d.mask(x.shape, bits), d.mask(other.shape, bits)
-            return rx, ro, mul.keygen(d, rx, ro, bits)
+            return rx, ro, mul.keygen(d, rx, ro, bits=bits)
 
         def ev(p, ctx, other=other):
             rx, ro, _ = ctx
-            s = mul.share(p, masked(x, rx, bits), masked(other, ro, bits), bits)
-            return p.open(s, bits)
+            return mul.eval(p, masked(x, rx, bits), masked(other, ro, bits), bits=bits)
 
         ctx = {}
         run = run_gate(lambda d: ctx.setdefault("c", deal(d)), ev)
-        assert torch.equal(_unmask(run, ctx["c"][2], bits), mul.reference(x, other, bits))
+        assert torch.equal(_unmask(run, ctx["c"][2], bits), mul.reference(x, other, bits=bits))
         assert run.key_bytes[0] == 8 * (x.numel() + other.numel() + x.numel())
         assert run.total().exchanges == 1 and sent(run) == cm.rec(bits, x.numel())
 
 
 @pytest.mark.parametrize("xs,ws", [((5, 7), (7, 3)), ((2, 5, 7), (2, 7, 4)), ((1, 1), (1, 1))])
 @pytest.mark.parametrize("bits", [37, 50, 51, 64])
-def test_matmul(xs, ws, bits):
+def test_beaver_matmul_product(xs, ws, bits):
+    """The Beaver product of any two ring matrices (wrapping products included), opened."""
     x, w = rnd(xs, bits), rnd(ws, bits)
     x.view(-1)[0] = low_mask(bits)
+    out = matmul.out_shape(xs, ws)
+    count = int(torch.Size(out).numel())
+    key = beaver.key(x.numel(), w.numel(), count, bits)
 
     def deal(d):
-        rx, rw = d.mask(xs, bits), d.mask(ws, bits)
-        return rx, rw, matmul.keygen(d, rx, rw, bits)
+        rx, rw, ro = d.mask(xs, bits), d.mask(ws, bits), d.mask(out, bits)
+        beaver.deal(d, "matmul", out, key, rx.flatten(), rw.flatten(),
+                    (ring_matmul(rx, rw, bits) + ro).flatten())
+        return rx, rw, ro
 
     def ev(p, ctx):
         rx, rw, _ = ctx
-        return p.open(matmul.share(p, masked(x, rx, bits), masked(w, rw, bits), bits), bits)
+        s = beaver.share(p, "matmul", key, masked(x, rx, bits), masked(w, rw, bits), out,
+                         lambda a, b: ring_matmul(a, b, bits), bits)
+        return p.open(s, Open("product", count, bits))
 
     ctx = {}
     run = run_gate(lambda d: ctx.setdefault("c", deal(d)), ev)
-    ref = matmul.reference(x, w, bits)
+    ref = ring_matmul(x, w, bits)
     assert torch.equal(_unmask(run, ctx["c"][2], bits), ref)
     assert run.key_bytes[0] == 8 * (x.numel() + w.numel() + ref.numel())
 
@@ -100,14 +109,14 @@ def test_drelu_relu(m, bits_out, type_bytes):
 
     def deal(d):
         r = d.mask(N, R)
-        return r, relu.keygen(d, r, m, bits_out, type_bytes)
+        return r, relu.keygen(d, r, m=m, bits_out=bits_out, type_bytes=type_bytes)
 
     def ev(p, ctx):
-        return relu.eval(p, masked(x, ctx[0], R), m, bits_out, type_bytes)
+        return relu.eval(p, masked(x, ctx[0], R), m=m, bits_out=bits_out, type_bytes=type_bytes)
 
     ctx = {}
     run = run_gate(lambda d: ctx.setdefault("c", deal(d)), ev)
-    want = relu.reference(x, m, bits_out)
+    want = relu.reference(x, m=m, bits_out=bits_out)
     assert torch.equal(_unmask(run, ctx["c"][1], bits_out), want)
     c = cm.Ctr(); cm.c_relu(c, bits_out, N, type_bytes)
     assert sent(run) == c.b and run.total().exchanges == c.r == 2
@@ -123,14 +132,14 @@ def test_lut(k, bits):
 
     def deal(d):
         r = d.mask(N, k)
-        return r, lut.keygen(d, r, k, bits)
+        return r, lut.keygen(d, r, k=k, bits=bits)
 
     def ev(p, ctx):
-        return lut.eval(p, masked(x, ctx[0], k), table, k, bits)
+        return lut.eval(p, masked(x, ctx[0], k), table, k=k, bits=bits)
 
     ctx = {}
     run = run_gate(lambda d: ctx.setdefault("c", deal(d)), ev)
-    assert torch.equal(_unmask(run, ctx["c"][1], bits), lut.reference(x, table, k))
+    assert torch.equal(_unmask(run, ctx["c"][1], bits), lut.reference(x, table, k=k))
     c = cm.Ctr(); cm.c_lut(c, bits, N)
     assert sent(run) == c.b and run.total().exchanges == c.r == 3
     if k > 7:

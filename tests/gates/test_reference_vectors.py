@@ -7,14 +7,14 @@ import torch
 
 import vectors
 from suf.gates import tables
-from suf.gates.gelu import reference_gelu
-from suf.gates.layernorm import reference_layernorm, reference_layernorm_stats
 from suf.core.checks import RangeViolation
-from suf.gates.rsqrt import reference_rsqrt, reference_rsqrt_index
-from suf.gates.silu import reference_silu
-from suf.gates.softmax import (reference_inverse, reference_nexp, reference_softmax,
-                                   reference_softmax_max)
-from suf.gates.truncate import reference_tr, reference_tr_with_slack, reference_trfloor
+from suf.gates import gelu, layernorm, rsqrt, silu, tr, tr_with_slack, trfloor
+from suf.gates.layernorm import reference_layernorm_stats
+from suf.gates.rsqrt import reference_rsqrt_index
+from suf.gates.inverse import reference as reference_inverse
+from suf.gates.nexp import reference as reference_nexp
+from suf.gates.softmax import reference as reference_softmax
+from suf.gates.softmax_max import reference as reference_softmax_max
 from suf.core.ring import Ring
 
 
@@ -96,32 +96,32 @@ def test_rsqrt_table_vs_sigma_gpu_table(case, d):
 
 
 # -- GeLU / SiLU -----------------------------------------------------------------------------
-@pytest.mark.parametrize("op,fn", [("gelu", reference_gelu), ("silu", reference_silu)])
+@pytest.mark.parametrize("op,fn", [("gelu", gelu.reference), ("silu", silu.reference)])
 @pytest.mark.parametrize("n", [50, 37])
 def test_gelu_silu_vectors(op, fn, n):
     c = vectors.load(f"{op}_n{n}")
-    assert torch.equal(fn(ring_view(c["in"], n), n), ring_view(c["out"], n))
+    assert torch.equal(fn(ring_view(c["in"], n), n=n), ring_view(c["out"], n))
 
 
 # -- softmax ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("case,n", [("softmax_n50", 50), ("softmax_n37", 37)])
 def test_softmax_vectors(case, n):
     c = vectors.load(case)
-    assert torch.equal(reference_softmax(ring_view(c["in"], n), n), ring_view(c["out"], n))
+    assert torch.equal(reference_softmax(ring_view(c["in"], n), n=n), ring_view(c["out"], n))
 
 
 def test_causal_softmax_vectors():
     c = vectors.load("softmax_causal_n50")
     x = ring_view(c["in"], 50)
     expect = ring_view(c["out"], 50)
-    assert torch.equal(reference_softmax(x, 50, causal=True), expect)
+    assert torch.equal(reference_softmax(x, n=50, causal=True), expect)
     # entries above the diagonal are ignored ...
     upper = torch.triu(torch.ones(128, 128, dtype=torch.bool), 1)
     scrambled = torch.where(upper, torch.randint(0, 2**50, x.shape), x)
-    assert torch.equal(reference_softmax(scrambled, 50, causal=True), expect)
+    assert torch.equal(reference_softmax(scrambled, n=50, causal=True), expect)
     # ... and equal the upstream test's construction: fill them with -2^37, full softmax
     filled = torch.where(upper, ring_view(torch.tensor(-2**37), 50), x)
-    assert torch.equal(reference_softmax(filled, 50), expect)
+    assert torch.equal(reference_softmax(filled, n=50), expect)
 
 
 def _softmax_by_formula(row, n):
@@ -143,11 +143,11 @@ def test_softmax_any_length(length):
     g = torch.Generator().manual_seed(length)
     x = torch.randint(-2**17, 2**17, (6, length), generator=g)
     x[0] = 12345  # a constant row (every e = 4096)
-    got = reference_softmax(ring_view(x, n), n)
+    got = reference_softmax(ring_view(x, n), n=n)
     assert got.tolist() == [_softmax_by_formula(r, n) for r in x.tolist()]
     # causal: row i is the softmax of its first i + 1 entries, zeros after
     xs = torch.randint(-2**17, 2**17, (2, length, length), generator=g)
-    got = reference_softmax(ring_view(xs, n), n, causal=True).tolist()
+    got = reference_softmax(ring_view(xs, n), n=n, causal=True).tolist()
     for h in range(2):
         for i in range(length):
             row = xs[h, i, : i + 1].tolist()
@@ -159,7 +159,9 @@ def test_tournament_max_any_count():
     g = torch.Generator().manual_seed(7)
     x = torch.randint(-2**37, 2**37, (50, 13), generator=g)
     count = torch.randint(1, 14, (50,), generator=g)
-    got = reference_softmax_max(ring_view(x, n), n, count)
+    counts = tuple(count.tolist())  # the rows packed one after the other
+    packed = torch.cat([r[:k] for r, k in zip(x, counts)])
+    got = reference_softmax_max(ring_view(packed, n), n=n, counts=counts)
     expect = [max(r[:k]) % 2**rb for r, k in zip(x.tolist(), count.tolist())]
     assert got.tolist() == expect
 
@@ -169,12 +171,12 @@ def test_nexp_and_inverse_steps():
     d = torch.tensor([0, 1, 255, 256, 4095, 4096, 65534, 65535, 65536, 2**20, 2**38])
     lsb, msb = tables.nexp_lsb(), tables.nexp_msb()
     c = d.clamp(max=65535)
-    assert torch.equal(reference_nexp(d, n), lsb[c & 255] * msb[c >> 8] >> 12)
-    assert reference_nexp(torch.tensor([0]), n).item() == 4096
+    assert torch.equal(reference_nexp(d, n=n), lsb[c & 255] * msb[c >> 8] >> 12)
+    assert reference_nexp(torch.tensor([0]), n=n).item() == 4096
     # S = L·4096 wraps to index 0: the inverse is 1/L; otherwise 2^18 // (S >> 6)
     s = torch.tensor([128 * 4096, 4096, 100 * 4096 + 63, 5000])
-    assert reference_inverse(s, n, 128).tolist() == [32, 4096, 2**18 // 6400, 2**18 // 78]
-    assert reference_inverse(torch.tensor([100 * 4096]), n, 100).item() == 2**18 // 6400
+    assert reference_inverse(s, n=n, length=128).tolist() == [32, 4096, 2**18 // 6400, 2**18 // 78]
+    assert reference_inverse(torch.tensor([100 * 4096]), n=n, length=100).item() == 2**18 // 6400
 
 
 # -- LayerNorm -------------------------------------------------------------------------------
@@ -182,7 +184,7 @@ def test_nexp_and_inverse_steps():
 def test_layernorm_vectors(case, n):
     c = vectors.load(case)
     x, gamma, beta = (ring_view(c[k], n) for k in ("x", "gamma", "beta"))
-    assert torch.equal(reference_layernorm(x, gamma, beta, n), ring_view(c["out"], n))
+    assert torch.equal(layernorm.reference(x, gamma, beta, n=n), ring_view(c["out"], n))
     s, mu, v, r = reference_layernorm_stats(x, n)
     st = c["rowstats"]
     assert torch.equal(s, ring_view(st[:, 0], n))
@@ -215,19 +217,19 @@ def test_truncation_vectors_all_shifts(n):
     assert 0 < int((~gap).sum())
     for k, s in enumerate(c.meta["params"]["shifts"]):
         expect = ring_view(c["out"][k], n)
-        assert torch.equal(reference_trfloor(x, n, s), expect)
-        assert torch.equal(reference_tr(x, n, s), expect % 2**(n - s))
-        assert torch.equal(reference_tr_with_slack(x[gap], n, s), expect[gap])
-        assert torch.equal(reference_tr_with_slack(x, n, s, bits_out=n - s), expect % 2**(n - s))
+        assert torch.equal(trfloor.reference(x, n=n, s=s), expect)
+        assert torch.equal(tr.reference(x, n=n, s=s), expect % 2**(n - s))
+        assert torch.equal(tr_with_slack.reference(x[gap], n=n, s=s), expect[gap])
+        assert torch.equal(tr_with_slack.reference(x, n=n, s=s, bits_out=n - s), expect % 2**(n - s))
         with pytest.raises(RangeViolation):
-            reference_tr_with_slack(x, n, s)
+            tr_with_slack.reference(x, n=n, s=s)
 
 
 # -- rsqrt -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("case,n,d", [("invsqrt_n50_d768", 50, 768), ("invsqrt_n37_d128", 37, 128)])
 def test_rsqrt_vectors(case, n, d):
     c = vectors.load(case)
-    assert torch.equal(reference_rsqrt(ring_view(c["in"], n), n, d), c["out"])
+    assert torch.equal(rsqrt.reference(ring_view(c["in"], n), n=n, d=d), c["out"])
 
 
 @pytest.mark.parametrize("n", [50, 37, 63])
@@ -246,14 +248,14 @@ def test_rsqrt_index_full_range(n):
 
 
 # -- range checks ----------------------------------------------------------------------------
-@pytest.mark.parametrize("fn,op", [(reference_gelu, "gelu"), (reference_silu, "silu")])
+@pytest.mark.parametrize("fn,op", [(gelu.reference, "gelu"), (silu.reference, "silu")])
 @pytest.mark.parametrize("n", [50, 37])
 def test_gelu_silu_range(fn, op, n):
     b = 2**(n - 13)
-    fn(ring_view(torch.tensor([-b, b - 1]), n), n)
+    fn(ring_view(torch.tensor([-b, b - 1]), n), n=n)
     for bad in (b, -b - 1):
         with pytest.raises(RangeViolation) as e:
-            fn(ring_view(torch.tensor([[0, 1], [bad, 0]]), n), n, layer="ffn.3")
+            fn(ring_view(torch.tensor([[0, 1], [bad, 0]]), n), n=n, layer="ffn.3")
         err = e.value
         assert (err.op, err.layer, err.index, err.value, err.bound) == (op, "ffn.3", (1, 0), bad,
                                                                        (-b, b))
@@ -264,39 +266,39 @@ def test_softmax_range():
     n = 50
     lim = 2**38
     ok = torch.tensor([[2**40, 2**40 - lim + 1, 2**40 - 7]])  # the level does not matter
-    out = reference_softmax(ring_view(ok, n), n)
+    out = reference_softmax(ring_view(ok, n), n=n)
     assert out.tolist() == [_softmax_by_formula(ok[0].tolist(), n)]
     with pytest.raises(RangeViolation) as e:
-        reference_softmax(ring_view(torch.tensor([[0, 5, 3], [7, 7 - lim, 7]]), n), n)
+        reference_softmax(ring_view(torch.tensor([[0, 5, 3], [7, 7 - lim, 7]]), n), n=n)
     assert (e.value.index, e.value.value, e.value.bound) == ((1, 0), lim, (0, lim))
     assert e.value.op.startswith("softmax")
     # causal: only the lower triangle is checked
     x = torch.tensor([[0, 2**45], [1, 2]])
-    reference_softmax(ring_view(x, n), n, causal=True)
+    reference_softmax(ring_view(x, n), n=n, causal=True)
     with pytest.raises(RangeViolation):
-        reference_softmax(ring_view(x, n), n)
+        reference_softmax(ring_view(x, n), n=n)
 
 
 def test_layernorm_range():
     n = 50
     # V = 2a² for the row [a, -a]: a = 2^24 gives V = 2^49 = 2^(n-1), just outside
     gamma, beta = torch.tensor([4096, 4096]), torch.tensor([0, 0])
-    inside = reference_layernorm(ring_view(torch.tensor([[2**24 - 1, 1 - 2**24]]), n), gamma, beta, n)
+    inside = layernorm.reference(ring_view(torch.tensor([[2**24 - 1, 1 - 2**24]]), n), gamma, beta, n=n)
     assert inside.tolist() == [[4095, ring_view(torch.tensor(-4096), n).item()]]
     with pytest.raises(RangeViolation) as e:
-        reference_layernorm(ring_view(torch.tensor([[0, 0], [2**24, -2**24]]), n), gamma, beta, n,
+        layernorm.reference(ring_view(torch.tensor([[0, 0], [2**24, -2**24]]), n), gamma, beta, n=n,
                             layer="h.0.ln_1")
     err = e.value
     assert err.op.startswith("layernorm V") and err.layer == "h.0.ln_1"
     assert (err.index, err.value, err.bound) == ((1,), 2**49, (0, 2**49))
     with pytest.raises(RangeViolation) as e:
-        reference_rsqrt(torch.tensor([2**49 - 1, 2**49]), n, 2)
+        rsqrt.reference(torch.tensor([2**49 - 1, 2**49]), n=n, d=2)
     assert (e.value.op, e.value.index, e.value.value) == ("rsqrt", (1,), 2**49)
     # t = 1.0 (4096) in column 0; t·γ + β must stay inside TrWithSlack's gap [-2^48, 2^48)
     x = ring_view(torch.tensor([[4096, -4096]]), n)
-    reference_layernorm(x, torch.tensor([2**36 - 1, 1]), beta, n)
+    layernorm.reference(x, torch.tensor([2**36 - 1, 1]), beta, n=n)
     with pytest.raises(RangeViolation) as e:
-        reference_layernorm(x, torch.tensor([2**36, 1]), beta, n)
+        layernorm.reference(x, torch.tensor([2**36, 1]), beta, n=n)
     assert e.value.op == "layernorm y * gamma + beta"
     assert (e.value.index, e.value.value, e.value.bound) == ((0, 0), 2**48, (-2**48, 2**48))
 
@@ -305,11 +307,11 @@ def test_layernorm_range():
 def test_tr_with_slack_gap(n):
     q = 2**(n - 2)
     for ok in (q - 1, -q, 0):
-        assert reference_tr_with_slack(ring_view(torch.tensor([ok]), n), n, 12).tolist() == \
+        assert tr_with_slack.reference(ring_view(torch.tensor([ok]), n), n=n, s=12).tolist() == \
             [ring_view(torch.tensor([ok >> 12]), n).item()]
     for bad in (q, -q - 1):
         with pytest.raises(RangeViolation) as e:
-            reference_tr_with_slack(ring_view(torch.tensor([5, bad]), n), n, 12, op="qkv")
+            tr_with_slack.reference(ring_view(torch.tensor([5, bad]), n), n=n, s=12, op="qkv")
         assert (e.value.op, e.value.index, e.value.value, e.value.bound) == ("qkv", (1,), bad,
                                                                              (-q, q))
 
@@ -319,30 +321,30 @@ def test_collect_mode_reports_first_violation_and_continues():
     b = 2**(n - 13)
     x = ring_view(torch.tensor([0, b + 5, -b - 9, 4096]), n)
     found = []
-    out = reference_gelu(x, n, violations=found)
+    out = gelu.reference(x, n=n, violations=found)
     assert len(found) == 1 and found[0].index == (1,) and found[0].value == b + 5
-    assert out[0] == 0 and out[3] == reference_gelu(x[3:], n)[0]
+    assert out[0] == 0 and out[3] == gelu.reference(x[3:], n=n)[0]
 
 
 # -- input validation ------------------------------------------------------------------------
 def test_bad_inputs():
     with pytest.raises(TypeError):
-        reference_gelu(torch.zeros(3), 50)
+        gelu.reference(torch.zeros(3), n=50)
     with pytest.raises(ValueError, match=r"outside \[0, 2\^50\)"):
-        reference_gelu(torch.tensor([-1]), 50)
+        gelu.reference(torch.tensor([-1]), n=50)
     with pytest.raises(ValueError, match="bitwidth"):
-        reference_gelu(torch.tensor([1]), 20)
+        gelu.reference(torch.tensor([1]), n=20)
     with pytest.raises(ValueError, match="shift"):
-        reference_trfloor(torch.tensor([1]), 50, 50)
+        trfloor.reference(torch.tensor([1]), n=50, s=50)
     with pytest.raises(ValueError, match="square"):
-        reference_softmax(torch.zeros(2, 3, dtype=torch.int64), 50, causal=True)
+        reference_softmax(torch.zeros(2, 3, dtype=torch.int64), n=50, causal=True)
     with pytest.raises(ValueError, match="gamma"):
-        reference_layernorm(torch.zeros(2, 4, dtype=torch.int64), torch.zeros(3, dtype=torch.int64),
-                            torch.zeros(4, dtype=torch.int64), 50)
+        layernorm.reference(torch.zeros(2, 4, dtype=torch.int64), torch.zeros(3, dtype=torch.int64),
+                            torch.zeros(4, dtype=torch.int64), n=50)
     with pytest.raises(ValueError, match="row width"):
         tables.rsqrt(0)
     with pytest.raises(ValueError, match="count"):
-        reference_softmax_max(torch.zeros(2, 3, dtype=torch.int64), 50, torch.tensor([1, 4]))
+        reference_softmax_max(torch.zeros(3, dtype=torch.int64), n=50, counts=(1, 4))
 
 
 # -- CUDA ------------------------------------------------------------------------------------
@@ -352,24 +354,24 @@ def test_references_on_cuda_match_vectors():
     dev = torch.device("cuda")
     for n in (50, 37):
         c = vectors.load(f"gelu_n{n}")
-        assert torch.equal(reference_gelu(ring_view(c["in"], n).to(dev), n).cpu(),
+        assert torch.equal(gelu.reference(ring_view(c["in"], n).to(dev), n=n).cpu(),
                            ring_view(c["out"], n))
         c = vectors.load(f"silu_n{n}")
-        assert torch.equal(reference_silu(ring_view(c["in"], n).to(dev), n).cpu(),
+        assert torch.equal(silu.reference(ring_view(c["in"], n).to(dev), n=n).cpu(),
                            ring_view(c["out"], n))
     for case, n, causal in (("softmax_n50", 50, False), ("softmax_n37", 37, False),
                             ("softmax_causal_n50", 50, True)):
         c = vectors.load(case)
-        assert torch.equal(reference_softmax(ring_view(c["in"], n).to(dev), n, causal=causal).cpu(),
+        assert torch.equal(reference_softmax(ring_view(c["in"], n).to(dev), n=n, causal=causal).cpu(),
                            ring_view(c["out"], n))
     for case, n in (("layernorm_n50_d768", 50), ("layernorm_n37_d128", 37)):
         c = vectors.load(case)
         x, gamma, beta = (ring_view(c[k], n).to(dev) for k in ("x", "gamma", "beta"))
-        assert torch.equal(reference_layernorm(x, gamma, beta, n).cpu(), ring_view(c["out"], n))
+        assert torch.equal(layernorm.reference(x, gamma, beta, n=n).cpu(), ring_view(c["out"], n))
     for case, n, d in (("invsqrt_n50_d768", 50, 768), ("invsqrt_n37_d128", 37, 128)):
         c = vectors.load(case)
-        assert torch.equal(reference_rsqrt(ring_view(c["in"], n).to(dev), n, d).cpu(), c["out"])
+        assert torch.equal(rsqrt.reference(ring_view(c["in"], n).to(dev), n=n, d=d).cpu(), c["out"])
     c = vectors.load("truncate_ars_n50")
     for k, s in enumerate(c.meta["params"]["shifts"]):
-        assert torch.equal(reference_trfloor(ring_view(c["in"], 50).to(dev), 50, s).cpu(),
+        assert torch.equal(trfloor.reference(ring_view(c["in"], 50).to(dev), n=50, s=s).cpu(),
                            ring_view(c["out"][k], 50))

@@ -1,5 +1,5 @@
 """Secure softmax (sigma_spec §3.8): tournament max, nExp, inverse and normalisation, full and
-causal rows of any length.  Output == reference_softmax bit for bit, and measured bytes /
+causal rows of any length.  Output == softmax.reference bit for bit, and measured bytes /
 exchanges / key bytes == SIGMA's cost model (comm_layer's `softmax` part, key_layer's smx_*)."""
 import pytest
 import torch
@@ -7,9 +7,9 @@ import torch
 import sigma_cost_model as cm
 from harness import masked, run_gate
 from suf.prg import Stream
-from suf.gates import softmax
+from suf.gates import inverse, nexp, softmax, softmax_max
 from suf.gates.tables import ceil_log2
-from suf.core.ring import low_mask
+from suf.core.ring import Ring, low_mask
 
 GEN = Stream(b"\x44" * 32)
 F = 12
@@ -84,8 +84,11 @@ def edge_rows(n, L):
 
 
 def random_rows(n, count, L):
-    """Logits at a random level with a spread below 2^(n-f), some of them small (|x| < 16)."""
-    level = GEN.ring((count, 1), 64) >> 1
+    """Logits at a random level with a spread below 2^(n-f), some of them small (|x| < 16); no
+    row wraps past ±2^(n-1) (its signed spread would be ~2^n: outside the precondition)."""
+    half, wide_half = 1 << (n - 1), 1 << (n - F - 1)
+    level = (Ring(n).signed(GEN.ring((count, 1), 64) >> 1)).clamp(-half + wide_half,
+                                                                   half - wide_half - (1 << 17))
     wide = GEN.ring((count, L), 64) >> (64 - (n - F))
     small = GEN.ring((count, L), 64) >> (64 - 17)
     x = torch.where(torch.arange(count).unsqueeze(-1) % 2 == 0, wide, small)
@@ -107,12 +110,12 @@ def secure(x, n, causal, device="cpu"):
 
     def deal(d):
         ctx["r"] = d.mask(x.shape, n)
-        ctx["out"] = softmax.keygen(d, ctx["r"], n, causal=causal)
+        ctx["out"] = softmax.keygen(d, ctx["r"], n=n, causal=causal)
         ctx["headers"] = d.sigma_header_bytes
         return ctx
 
     def ev(p, c):
-        return softmax.eval(p, masked(x.to(device), c["r"], n), n, causal=causal)
+        return softmax.eval(p, masked(x.to(device), c["r"], n), n=n, causal=causal)
 
     run = run_gate(deal, ev, device=device, timeout=300.0)
     assert torch.equal(run.outputs[0], run.outputs[1]), "parties disagree on the masked output"
@@ -142,7 +145,7 @@ def check_cost(run, headers, n, L, counts, causal):
 def test_secure_equals_reference(n, L, causal):
     x = inputs(n, L, causal)
     got, run, headers = secure(x, n, causal)
-    want = softmax.reference_softmax(x, n, causal=causal)
+    want = softmax.reference(x, n=n, causal=causal)
     assert torch.equal(got, want)
     if causal:
         assert not bool(got[..., ~torch.ones(L, L, dtype=torch.bool).tril()].any())
@@ -154,12 +157,12 @@ def test_secure_equals_reference(n, L, causal):
 def test_max_nexp_inverse_parts():
     """The sub-gates alone: the tournament on rows of mixed lengths (packed), nExp at the clip
     edges, and the inverse over its whole index range."""
-    n, red = 50, softmax.reduced_bits(50)
-    counts = torch.tensor([1, 2, 3, 4, 5, 7, 8])
-    L = int(counts.max())
-    x = (GEN.ring((counts.numel(), L), 64) >> (64 - (n - F))) & low_mask(n)
+    n, red = 50, softmax_max.reduced_bits(50)
+    counts = (1, 2, 3, 4, 5, 7, 8)
+    L = max(counts)
+    x = (GEN.ring((len(counts), L), 64) >> (64 - (n - F))) & low_mask(n)
     x[3] = torch.tensor([5, 5, 5, 5, 0, 0, 0, 0])
-    packed = torch.cat([x[i, :k] for i, k in enumerate(counts.tolist())])
+    packed = torch.cat([x[i, :k] for i, k in enumerate(counts)])
     d = torch.tensor([0, 1, 255, 256, 65534, 65535, 65536, 65537, (1 << (n - F)) - 1, 1 << 20])
     top = 1 << (F + ceil_log2(L))  # row sums reach L·2^f (every entry 1.0): the wrap entry
     s_range = torch.cat([torch.arange(0, top, 997), torch.tensor([top, top - 1, 1, 63, 64])])
@@ -168,22 +171,23 @@ def test_max_nexp_inverse_parts():
     def deal(dl):
         ctx["r"] = [dl.mask(packed.shape, n), dl.mask(d.shape, red), dl.mask(s_range.shape, n)]
         r_x, r_d, r_s = ctx["r"]
-        ctx["out"] = [softmax.keygen_max(dl, r_x, counts, n), softmax.keygen_nexp(dl, r_d, n),
-                      softmax.keygen_inverse(dl, r_s, n, L)]
+        ctx["out"] = [softmax_max.keygen(dl, r_x, n=n, counts=counts), nexp.keygen(dl, r_d, n=n),
+                      inverse.keygen(dl, r_s, n=n, length=L)]
         return ctx
 
     def ev(p, c):
         r_x, r_d, r_s = c["r"]
-        return [softmax.eval_max(p, masked(packed, r_x, n), counts, n),
-                softmax.eval_nexp(p, masked(d, r_d, red), n),
-                softmax.eval_inverse(p, masked(s_range, r_s, n), n, L)]
+        return [softmax_max.eval(p, masked(packed, r_x, n), n=n, counts=counts),
+                nexp.eval(p, masked(d, r_d, red), n=n),
+                inverse.eval(p, masked(s_range, r_s, n), n=n, length=L)]
 
     run = run_gate(deal, ev)
     assert all(torch.equal(a, b) for a, b in zip(*run.outputs))
     m, e, inv = [(o - r) & low_mask(b) for o, r, b in zip(run.outputs[0], ctx["out"], (red, n, n))]
-    assert torch.equal(m, softmax.reference_softmax_max(x, n, counts))
-    assert torch.equal(e, softmax.reference_nexp(d, n))
-    assert torch.equal(inv, softmax.reference_inverse(s_range, n, L))
+    assert torch.equal(m, softmax_max.reference(packed, n=n, counts=counts))
+    assert torch.equal(m, softmax_max.tournament(x, n=n, count=torch.tensor(counts)))
+    assert torch.equal(e, nexp.reference(d, n=n))
+    assert torch.equal(inv, inverse.reference(s_range, n=n, length=L))
 
 
 def test_cost_at_L128():
@@ -192,7 +196,7 @@ def test_cost_at_L128():
     n, L, H, causal = 50, 128, 1, True
     x = random_rows(n, H * L, L).view(H, L, L)
     got, run, headers = secure(x, n, causal)
-    assert torch.equal(got, softmax.reference_softmax(x, n, causal=causal))
+    assert torch.equal(got, softmax.reference(x, n=n, causal=causal))
     model = cm.comm_layer(n, F, L, 64 * H, H, causal)["softmax"]
     t = run.total()
     assert t.bytes_sent == t.bytes_recv == model.b and t.exchanges == model.r == 35
@@ -204,7 +208,7 @@ def test_bad_input():
     n = 50
 
     def keygen(x, **kw):
-        return run_gate(lambda d: softmax.keygen(d, x, n, **kw), None)
+        return run_gate(lambda d: softmax.keygen(d, x, n=n, **kw), None)
 
     with pytest.raises(ValueError, match="square"):
         keygen(torch.zeros(2, 3, 4, dtype=torch.int64), causal=True)
@@ -214,29 +218,26 @@ def test_bad_input():
         keygen(torch.zeros(3, 4, dtype=torch.float32))
     with pytest.raises(ValueError):
         keygen(torch.full((3, 4), 1 << n))
-    for counts, err in ((torch.tensor([2, 3]), ValueError), (torch.tensor([4, 0]), ValueError),
-                        (torch.tensor([[4]]), ValueError), (torch.tensor([3.0, 1.0]), TypeError)):
+    for counts, err in (((2, 3), ValueError), ((4, 0), ValueError), ((), ValueError),
+                        (((4,),), TypeError), ((3.0, 1.0), TypeError),
+                        (torch.tensor([4]), TypeError)):
         with pytest.raises(err, match="counts"):
-            run_gate(lambda d: softmax.keygen_max(d, torch.zeros(4, dtype=torch.int64), counts,
-                                                  n), None)
-
-
-@pytest.fixture
-def cuda():
-    if not torch.cuda.is_available():
-        pytest.skip("needs an NVIDIA GPU")
-    return torch.device("cuda")
+            run_gate(lambda d: softmax_max.keygen(d, torch.zeros(4, dtype=torch.int64), n=n,
+                                                  counts=counts), None)
+    with pytest.raises(ValueError, match="flat packed rows"):  # the rows of a 2-D input
+        run_gate(lambda d: softmax_max.keygen(d, torch.zeros(1, 4, dtype=torch.int64), n=n,
+                                              counts=(4,)), None)
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("causal", [False, True])
-def test_cuda_bert_gpt2_attention(cuda, causal):
+def test_cuda_bert_gpt2_attention(causal):
     """One layer's softmax of BERT-base (H = 12, L = 128, full) / GPT-2 (causal) on the GPU:
     equal to the CPU reference, and the model's comm / key bytes for that layer."""
     n, L, H = 50, 128, 12
     x = random_rows(n, H * L, L).view(H, L, L)
-    got, run, headers = secure(x, n, causal, device=cuda)
-    assert torch.equal(got.cpu(), softmax.reference_softmax(x, n, causal=causal))
+    got, run, headers = secure(x, n, causal, device=torch.device("cuda"))
+    assert torch.equal(got.cpu(), softmax.reference(x, n=n, causal=causal))
     model = cm.comm_layer(n, F, L, 64 * H, H, causal)["softmax"]
     assert run.total().bytes_sent == model.b and run.total().exchanges == model.r == 35
     k = cm.key_layer(n, F, L, 64 * H, H, causal)

@@ -6,8 +6,8 @@ import torch
 import sigma_cost_model as cm
 from harness import masked, run_gate
 from suf.prg import Stream
-from suf.gates import truncate as tr
-from suf.mpc.core import sigma_dpf_header
+from suf.gates import tr, tr_with_slack, trfloor
+from suf.mpc.dealer import sigma_dpf_header
 from suf.core.checks import RangeViolation
 from suf.core.ring import low_mask
 
@@ -47,9 +47,9 @@ def secure(keygen, evaluate, x, n, out_bits):
                                  (20, 3)])
 def test_trfloor_any_input(n, s):
     x = inputs(n, s, n - 1)  # every ring element is valid, including -2^(n-1)
-    got, run = secure(lambda d, r: tr.keygen_trfloor(d, r, n, s),
-                      lambda p, xh: tr.eval_trfloor(p, xh, n, s), x, n, n)
-    assert torch.equal(got, tr.reference_trfloor(x, n, s))
+    got, run = secure(lambda d, r: trfloor.keygen(d, r, n=n, s=s),
+                      lambda p, xh: trfloor.eval(p, xh, n=n, s=s), x, n, n)
+    assert torch.equal(got, trfloor.reference(x, n=n, s=s))
     N = x.numel()
     c = cm.Ctr(); cm.c_trfloor(c, n, s, N)
     assert run.total().bytes_sent == c.b and run.total().exchanges == c.r == 4
@@ -60,9 +60,9 @@ def test_trfloor_any_input(n, s):
 @pytest.mark.parametrize("n,s", [(50, 12), (50, 8), (37, 5)])
 def test_tr_unsigned(n, s):
     x = GEN.ring(200, n)
-    got, run = secure(lambda d, r: tr.keygen_tr(d, r, n, s),
-                      lambda p, xh: tr.eval_tr(p, xh, n, s), x, n, n - s)
-    assert torch.equal(got, tr.reference_tr(x, n, s))
+    got, run = secure(lambda d, r: tr.keygen(d, r, n=n, s=s),
+                      lambda p, xh: tr.eval(p, xh, n=n, s=s), x, n, n - s)
+    assert torch.equal(got, tr.reference(x, n=n, s=s))
     assert run.total().exchanges == 2
 
 
@@ -73,10 +73,10 @@ def test_tr_unsigned(n, s):
 def test_tr_with_slack(n, s, bits_out, type_bytes):
     gap = bits_out <= n - s  # then an exact truncate-reduce for every x
     x = inputs(n, s, n - 1 if gap else n - 2)
-    got, run = secure(lambda d, r: tr.keygen_tr_with_slack(d, r, n, s, bits_out, type_bytes),
-                      lambda p, xh: tr.eval_tr_with_slack(p, xh, n, s, bits_out, type_bytes),
+    got, run = secure(lambda d, r: tr_with_slack.keygen(d, r, n=n, s=s, bits_out=bits_out, type_bytes=type_bytes),
+                      lambda p, xh: tr_with_slack.eval(p, xh, n=n, s=s, bits_out=bits_out, type_bytes=type_bytes),
                       x, n, bits_out)
-    assert torch.equal(got, tr.reference_tr_with_slack(x, n, s, bits_out))
+    assert torch.equal(got, tr_with_slack.reference(x, n=n, s=s, bits_out=bits_out))
     N = x.numel()
     c = cm.Ctr(); cm.c_trslack(c, bits_out, N, type_bytes)
     assert run.total().bytes_sent == c.b and run.total().exchanges == c.r == 2
@@ -87,4 +87,4 @@ def test_tr_with_slack_outside_gap_is_reported_by_the_reference():
     n, s = 50, 12
     x = torch.tensor([1 << (n - 2)])  # just outside [-2^(n-2), 2^(n-2))
     with pytest.raises(RangeViolation):
-        tr.reference_tr_with_slack(x, n, s)
+        tr_with_slack.reference(x, n=n, s=s)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from suf.core.config import debug_checks
 from suf.core.errors import RangeViolation
 from suf.core.ring import Ring
 
@@ -51,4 +52,18 @@ def ring_input(x: torch.Tensor, n: int, what: str = "x", *, min_bits: int = 2,
     check_bits(n, min_bits, max_bits)
     ring = Ring(n)
     ring.check(x, what)
+    return ring
+
+
+def check_gate_input(x: torch.Tensor, n: int, what: str = "x", *, min_bits: int = 2,
+                     max_bits: int = 63) -> Ring:
+    """The online form of `ring_input`: the bitwidth and x's type (host-side checks, no GPU sync)
+    always; the values only in debug mode (SUF_DEBUG=1, suf.core.config.debug_checks), since
+    scanning them costs a device synchronisation per gate.  Returns Ring(n)."""
+    check_bits(n, min_bits, max_bits)
+    ring = Ring(n)
+    if debug_checks():
+        ring.check(x, what)
+    else:
+        ring.check_type(x, what)
     return ring

@@ -68,8 +68,13 @@ class Ring:
         shift = 64 - self.bits
         return (x << shift) >> shift  # arithmetic shift sign-extends
 
+    def check_type(self, x: torch.Tensor, what: str = "x") -> None:
+        """TypeError unless x is an int64 tensor (no look at the values: no device sync)."""
+        _check_int64(x, what)
+
     def check(self, x: torch.Tensor, what: str = "x") -> None:
-        """Raise ValueError unless every element of x lies in [0, 2^bits)."""
+        """Raise ValueError unless every element of x lies in [0, 2^bits) (a device sync on the
+        GPU: references and debug mode only)."""
         _check_int64(x, what)
         if self.bits < 64 and x.numel() and bool(((x < 0) | (x > self.mask)).any()):
             bad = x[(x < 0) | (x > self.mask)].flatten()[0].item()

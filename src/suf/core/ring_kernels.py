@@ -3,13 +3,17 @@ not a whole number of bytes: one launch each on CUDA instead of about fifteen to
 Every exchange of ring values and every key part goes through them, so their launch count is on
 the online critical path.  `pack`/`unpack` here return None where they do not apply (no Triton, a
 CPU tensor, a byte-aligned width) and suf.core.ring falls back to its torch code, which the tests
-compare them with (tests/test_ring.py).
+compare them with (tests/unit/test_ring.py on CUDA, tests/unit/test_kernels_interpret.py in
+Triton's interpreter).  With TRITON_INTERPRET=1 (set before Triton is imported) they also run on
+CPU tensors through the interpreter, as suf.fss.kernels does (slow; for testing without a GPU).
 
 Layout (spec §1.5): value i occupies bits [i·b, i·b + b) of a little-endian bit stream, read here
 as 64-bit words: word w holds bits [64w, 64w + 64), gathered from the at most 64 // b + 2 values
 that overlap it.
 """
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -26,7 +30,8 @@ _BLOCK = 256
 def _usable(t: torch.Tensor, bits: int) -> bool:
     # widths 1 and 2 (32-bit words; 64 // b + 2 unrolled steps) gave wrong bytes from the pack
     # kernel on an H100 (Triton 3.6): suf.core.ring packs and unpacks those in torch
-    return triton is not None and t.is_cuda and bits % 8 != 0 and bits > 2
+    interpret = os.environ.get("TRITON_INTERPRET") == "1"
+    return triton is not None and (t.is_cuda or interpret) and bits % 8 != 0 and bits > 2
 
 
 if triton is not None:
@@ -65,7 +70,8 @@ if triton is not None:
 
 
 def pack(flat: torch.Tensor, bits: int, size: int) -> torch.Tensor | None:
-    """The `size`-byte packing of the low `bits` bits of flat (int64, 1-D, CUDA), or None."""
+    """The `size`-byte packing of the low `bits` bits of flat (int64, 1-D, CUDA, or CPU under
+    TRITON_INTERPRET=1), or None."""
     if not _usable(flat, bits):
         return None
     n = flat.numel()
@@ -78,7 +84,8 @@ def pack(flat: torch.Tensor, bits: int, size: int) -> torch.Tensor | None:
 
 
 def unpack(buf: torch.Tensor, bits: int, count: int) -> torch.Tensor | None:
-    """`count` values of `bits` bits from the packed bytes buf (uint8, 1-D, CUDA), or None."""
+    """`count` values of `bits` bits from the packed bytes buf (uint8, 1-D, CUDA, or CPU under
+    TRITON_INTERPRET=1), or None."""
     if not _usable(buf, bits):
         return None
     size = buf.numel()

@@ -43,6 +43,7 @@ import torch
 from suf import prg
 from suf.fss import kernels, sstable
 from suf.fss.sstable import TableKey, block_bit, block_bits, low_mask
+from suf.core.config import debug_checks
 from suf.core.ring import Ring, pack, unpack
 
 INT64 = torch.int64
@@ -146,8 +147,12 @@ def check_key(key, n=None, party=None) -> None:
 
 
 def check_points(key: Key, x: torch.Tensor, what: str = "x") -> None:
-    """Evaluation points: int64 of shape (N,) or (E, N), in [0, 2^n), on the key's device."""
-    Ring(key.n).check(x, what)
+    """Evaluation points: int64 of shape (N,) or (E, N), in [0, 2^n) (values scanned in debug
+    mode only: a device sync), on the key's device."""
+    if debug_checks():
+        Ring(key.n).check(x, what)
+    else:
+        Ring(key.n).check_type(x, what)
     if x.dim() not in (1, 2) or x.shape[-1] != key.N:
         raise ValueError(f"{what} must have shape (N,) or (E, N) with N={key.N} keys, "
                          f"got {tuple(x.shape)}")
@@ -367,13 +372,14 @@ def from_payload(buf, n: int, N: int, party: int, kind: str = "point", device="c
     rest = raw[nb:]
     if kind == "evalall":
         words = unpack(rest, 32, N, type_bytes=4)
-        if bool((words >> (D - 1)).any()):
+        # key files are checksummed: scanning the payload (a device sync) is for debug mode
+        if debug_checks() and bool((words >> (D - 1)).any()):
             raise ValueError(f"eval-all tR words have bits set beyond the {D - 1} levels")
         tr = (words[None] >> torch.arange(D - 1, dtype=INT64, device=raw.device)[:, None]) & 1
     else:
         width = _words32(N) * 32
         levels = unpack(rest, 1, D * width).view(D, width)[:, :N]
-        if bool(levels[0].any()):
+        if debug_checks() and bool(levels[0].any()):
             raise ValueError("the unused tR level 0 is not zero (corrupt key payload)")
         tr = levels[1:].contiguous()
     return DPFKey(n, party, blocks[0], blocks[1:D], tr, blocks[D:])

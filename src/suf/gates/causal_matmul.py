@@ -11,7 +11,7 @@ import torch
 
 from suf.core.linalg import ring_matmul
 from suf.gates import beaver, trfloor
-from suf.gates.matmul import out_shape, small_operands
+from suf.gates.matmul import check_product, out_shape, small_operands
 from suf.mpc.gate import Call, Example, Gate, Input, Layout, Open, register
 
 
@@ -46,7 +46,8 @@ def layout(x_shape, y_shape, *, bits: int, shift: int) -> Layout:
     return Layout([beaver.key(int(torch.Size(x_shape).numel()), int(torch.Size(y_shape).numel()),
                               count, bits, "matmul"),
                    Open("product", count, bits),
-                   Call("trfloor", "trfloor", (packed,), {"n": bits, "s": shift})])
+                   Call("trfloor", "trfloor", (packed,), {"n": bits, "s": shift})],
+                  out=out_shape(x_shape, y_shape))
 
 
 def keygen(dealer, r_x: torch.Tensor, r_y: torch.Tensor, *, bits: int, shift: int,
@@ -73,8 +74,10 @@ def eval(party, x_hat: torch.Tensor, y_hat: torch.Tensor, *, bits: int, shift: i
 
 def reference(x: torch.Tensor, y: torch.Tensor, *, bits: int, shift: int, layer=None,
               violations=None) -> torch.Tensor:
+    length = x.shape[-2]
+    lower = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
+    check_product(x, y, None, bits, "causal matmul", layer, violations, where=lower)
     full = trfloor.reference(ring_matmul(x, y, bits), n=bits, s=shift)
-    lower = torch.ones(full.shape[-2:], dtype=torch.bool, device=full.device).tril()
     return torch.where(lower, full, torch.zeros_like(full))
 
 

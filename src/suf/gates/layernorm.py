@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import torch
 
+from suf.core.checks import check_bits, check_gate_input, ring_input
 from suf.core.config import SCALE as F
-from suf.gates import mul, rsqrt, tables
+from suf.core.ring import low_mask
+from suf.gates import beaver, mul, rsqrt, tr_with_slack, trfloor
 from suf.gates.gelu import GATE_MIN_BITS
-from suf.core.checks import ring_input
-from suf.gates.rsqrt import reference_rsqrt
-from suf.gates.truncate import (eval_tr_with_slack, eval_trfloor, keygen_tr_with_slack,
-                                    keygen_trfloor, reference_tr_with_slack, reference_trfloor)
-
+from suf.gates.tr_with_slack import signed_below
+from suf.mpc.gate import Call, Example, Gate, Input, Key, Layout, Open, Words, register
 
 
 # ================================================================================================
@@ -32,26 +31,24 @@ def reference_layernorm_stats(x: torch.Tensor, n: int, *, layer: str | None = No
       S = Σ_j x_j;
       μ = TrFloor(S, log2 d) if d is a power of two, else TrFloor(S·floor(2^12/d), 12);
       V = Σ_j (x_j - μ)² (scale 24), opened in the protocol;
-      r = reference_rsqrt(V, n, d): 1/σ at scale 12.  Precondition V < 2^(n-1) (RangeViolation).
+      r = rsqrt.reference(V, n, d): 1/σ at scale 12.  Precondition V < 2^(n-1) (RangeViolation).
     """
     ring = ring_input(x, n, min_bits=GATE_MIN_BITS)
     if x.dim() < 1 or x.shape[-1] < 1:
         raise ValueError("layernorm needs rows of at least one entry on the last axis")
     d = x.shape[-1]
     s = ring.wrap(x.sum(dim=-1))
-    if d & (d - 1) == 0:
-        mu = reference_trfloor(s, n, d.bit_length() - 1)
-    else:
-        mu = reference_trfloor(ring.wrap(s * ((1 << F) // d)), n, F)
+    mult, shift = _mean_shift(d)
+    mu = trfloor.reference(ring.wrap(s * mult), n=n, s=shift)
     z = ring.wrap(x - mu.unsqueeze(-1))
     v = ring.wrap((z * z).sum(dim=-1))  # int64 wraps mod 2^64, a multiple of 2^n
-    r = reference_rsqrt(v, n, d, op="layernorm V = sum (x - mu)^2", layer=layer,
+    r = rsqrt.reference(v, n=n, d=d, op="layernorm V = sum (x - mu)^2", layer=layer,
                         violations=violations)
     return s, mu, v, r
 
 
-def reference_layernorm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, n: int, *,
-                        layer: str | None = None, violations: list | None = None) -> torch.Tensor:
+def reference(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, *, n: int,
+              layer: str | None = None, violations: list | None = None) -> torch.Tensor:
     """SIGMA's fixed-point LayerNorm of ring values x (..., d) at scale 12 in Z_{2^n}.
 
     gamma: (d,) at scale 12; beta: (d,) at scale 24 (2f): it is added before the last truncation.
@@ -72,9 +69,10 @@ def reference_layernorm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor
             raise ValueError(f"{name} is on {p.device} but x is on {x.device}")
     _, mu, _, r = reference_layernorm_stats(x, n, layer=layer, violations=violations)
     z = ring.wrap(x - mu.unsqueeze(-1))
-    t = reference_tr_with_slack(ring.wrap(z * r.unsqueeze(-1)), n, F,
-                                op="layernorm (x - mu) * rsqrt", layer=layer, violations=violations)
-    return reference_tr_with_slack(ring.wrap(t * gamma + beta), n, F,
+    t = tr_with_slack.reference(ring.wrap(z * r.unsqueeze(-1)), n=n, s=F,
+                                op="layernorm (x - mu) * rsqrt", layer=layer,
+                                violations=violations)
+    return tr_with_slack.reference(ring.wrap(t * gamma + beta), n=n, s=F,
                                    op="layernorm y * gamma + beta", layer=layer,
                                    violations=violations)
 
@@ -86,11 +84,11 @@ def reference_layernorm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor
 # owner's, published once; β at scale 24):
 #   1. S = Σ x^ (local); μ = TrFloor(S, log2 d), or TrFloor(S·floor(2^12/d), 12)    4 exchanges
 #   2. z^ = x^ - μ^ (local), mask r_z = r_x - r_μ
-#   3. square: key <r_z>, <r_z² + r_s>; share P1·z^² - 2z^·<r_z> + <r_z² + r_s> = z² + r_s, kept
-#      as a share, summed over the row and opened: V^ = V + Σ r_s                    1 exchange
+#   3. square: key <r_z>, <r_z² + r_s>; the Beaver share of z·z (suf.gates.beaver) + <r_z² + r_s>
+#      = z² + r_s, kept as a share, summed over the row and opened: V^ = V + Σ r_s    1 exchange
 #   4. rsqrt(V^) (suf.gates.rsqrt)                                              2 exchanges
-#   5. z·rsqrt: window multiply (row broadcast), open, TrWithSlack(12)              3 exchanges
-#   6. t·γ + β: window multiply (column broadcast), open, + β^, TrWithSlack(12)     3 exchanges
+#   5. z·rsqrt: window multiply (row broadcast), opened, TrWithSlack(12)            3 exchanges
+#   6. t·γ + β: window multiply (column broadcast), opened, + β^, TrWithSlack(12)   3 exchanges
 # The rsqrt's transfers are scoped as op "rsqrt" so that they can be reported apart.
 
 def _mean_shift(d: int) -> tuple[int, int]:
@@ -98,56 +96,117 @@ def _mean_shift(d: int) -> tuple[int, int]:
     return (1, d.bit_length() - 1) if d & (d - 1) == 0 else ((1 << F) // d, F)
 
 
-def _check_secure_args(x, gamma, beta, n, names):
-    ring = ring_input(x, n, names[0], min_bits=GATE_MIN_BITS)
-    if x.dim() < 1 or x.shape[-1] < 2 or x.numel() == 0:
+def _numel(shape) -> int:
+    return int(torch.Size(shape).numel())
+
+
+def _check_shapes(x_shape, g_shape, b_shape, names=("x", "gamma", "beta")) -> int:
+    """The row width d, after checking x (..., d) with d >= 2 and at least one row, γ, β (d,)."""
+    x_shape = tuple(x_shape)
+    if len(x_shape) < 1 or x_shape[-1] < 2 or _numel(x_shape) == 0:
         raise ValueError(f"secure layernorm needs {names[0]} with at least one row of width d >= 2 "
-                         f"(d = 1 would truncate the mean by 0 bits), got shape {tuple(x.shape)}")
-    d = x.shape[-1]
-    for name, p in zip(names[1:], (gamma, beta)):
-        ring_input(p, n, name)
-        if p.shape != (d,):
+                         f"(d = 1 would truncate the mean by 0 bits), got shape {x_shape}")
+    d = x_shape[-1]
+    for name, shape in zip(names[1:], (g_shape, b_shape)):
+        if tuple(shape) != (d,):
             raise ValueError(f"{name} must have shape ({d},) for rows of width {d}, got "
-                             f"{tuple(p.shape)}")
+                             f"{tuple(shape)}")
+    return d
+
+
+def _check_inputs(x, gamma, beta, n, names):
+    """Online checks (no device sync): types and widths, shapes, devices; returns (ring, d)."""
+    ring = check_gate_input(x, n, names[0], min_bits=GATE_MIN_BITS)
+    for name, p in zip(names[1:], (gamma, beta)):
+        check_gate_input(p, n, name)
+    d = _check_shapes(x.shape, gamma.shape, beta.shape, names)
+    for name, p in zip(names[1:], (gamma, beta)):
         if p.device != x.device:
             raise ValueError(f"{name} is on {p.device} but {names[0]} is on {x.device}")
     return ring, d
 
 
-def keygen(dealer, r_x: torch.Tensor, r_gamma: torch.Tensor, r_beta: torch.Tensor, n: int,
+def layout(x_shape, g_shape, b_shape, *, n: int) -> Layout:
+    check_bits(n, GATE_MIN_BITS)
+    d = _check_shapes(x_shape, g_shape, b_shape)
+    x_shape = tuple(x_shape)
+    rows = x_shape[:-1]
+    _, shift = _mean_shift(d)
+    N = _numel(x_shape)
+    return Layout([
+        Call("mean", "trfloor", (rows,), {"n": n, "s": shift}),
+        Key("square", (Words("r_z", N, n), Words("c", N, n))),
+        Open("V", _numel(rows), n),
+        Call("rsqrt", "rsqrt", (rows,), {"n": n, "d": d}),
+        Call("mul_rsqrt", "mul", (x_shape, rows + (1,)), {"bits": n}),
+        Call("trws_rsqrt", "tr_with_slack", (x_shape,), {"n": n, "s": F}),
+        Call("mul_gamma", "mul", (x_shape, (d,)), {"bits": n}),
+        Call("trws_gamma", "tr_with_slack", (x_shape,), {"n": n, "s": F}),
+    ])
+
+
+def keygen(dealer, r_x: torch.Tensor, r_gamma: torch.Tensor, r_beta: torch.Tensor, *, n: int,
            op: str = "layernorm") -> torch.Tensor:
     """Keys of LayerNorm for input masks r_x (..., d) and the masks r_γ, r_β (d,) of the published
     γ^, β^; returns the output mask (..., d)."""
-    ring, d = _check_secure_args(r_x, r_gamma, r_beta, n, ("r_x", "r_gamma", "r_beta"))
+    ring, d = _check_inputs(r_x, r_gamma, r_beta, n, ("r_x", "r_gamma", "r_beta"))
+    lay = layout(r_x.shape, r_gamma.shape, r_beta.shape, n=n)
     mult, shift = _mean_shift(d)
-    r_mu = keygen_trfloor(dealer, ring.wrap(r_x.sum(-1) * mult), n, shift, op=f"{op}.mean")
+    r_mu = trfloor.keygen(dealer, ring.wrap(r_x.sum(-1) * mult), n=n, s=shift, op=f"{op}.mean")
     r_z = ring.wrap(r_x - r_mu.unsqueeze(-1))
     r_s = dealer.mask(r_x.shape, n)
-    dealer.deal_words(f"{op}.square", r_x.shape, (r_z, r_z * r_z + r_s), n)
-    r_rs = rsqrt.keygen(dealer, ring.wrap(r_s.sum(-1)), n, op=f"{op}.rsqrt")
-    r_p = mul.keygen(dealer, r_z, r_rs.unsqueeze(-1), n, op=f"{op}.mul_rsqrt")
-    r_t = keygen_tr_with_slack(dealer, r_p, n, F, op=f"{op}.trws_rsqrt")
-    r_q = mul.keygen(dealer, r_t, r_gamma, n, op=f"{op}.mul_gamma")
-    return keygen_tr_with_slack(dealer, ring.wrap(r_q + r_beta), n, F, op=f"{op}.trws_gamma")
+    dealer.deal(op, r_x.shape, lay.key("square"), {"r_z": r_z, "c": r_z * r_z + r_s})
+    r_rs = rsqrt.keygen(dealer, ring.wrap(r_s.sum(-1)), n=n, d=d, op=f"{op}.rsqrt")
+    r_p = mul.keygen(dealer, r_z, r_rs.unsqueeze(-1), bits=n, op=f"{op}.mul_rsqrt")
+    r_t = tr_with_slack.keygen(dealer, r_p, n=n, s=F, op=f"{op}.trws_rsqrt")
+    r_q = mul.keygen(dealer, r_t, r_gamma, bits=n, op=f"{op}.mul_gamma")
+    return tr_with_slack.keygen(dealer, ring.wrap(r_q + r_beta), n=n, s=F,
+                                op=f"{op}.trws_gamma")
 
 
-def eval(party, x_hat: torch.Tensor, gamma_hat: torch.Tensor, beta_hat: torch.Tensor, n: int,
-         op: str = "layernorm") -> torch.Tensor:
-    """The masked LayerNorm output (..., d): reference_layernorm(x, γ, β) + r_out, bit for bit
-    under the reference's preconditions (V < 2^(n-1), both products inside TrWithSlack's gap)."""
-    ring, d = _check_secure_args(x_hat, gamma_hat, beta_hat, n, ("x_hat", "gamma_hat", "beta_hat"))
+def eval(party, x_hat: torch.Tensor, gamma_hat: torch.Tensor, beta_hat: torch.Tensor, *,
+         n: int, op: str = "layernorm") -> torch.Tensor:
+    """The masked LayerNorm output (..., d): reference(x, γ, β) + r_out, bit for bit under the
+    reference's preconditions (V < 2^(n-1), both products inside TrWithSlack's gap)."""
+    ring, d = _check_inputs(x_hat, gamma_hat, beta_hat, n, ("x_hat", "gamma_hat", "beta_hat"))
+    lay = layout(x_hat.shape, gamma_hat.shape, beta_hat.shape, n=n)
     mult, shift = _mean_shift(d)
-    mu = eval_trfloor(party, ring.wrap(x_hat.sum(-1) * mult), n, shift, op=f"{op}.mean")
+    mu = trfloor.eval(party, ring.wrap(x_hat.sum(-1) * mult), n=n, s=shift, op=f"{op}.mean")
     z = ring.wrap(x_hat - mu.unsqueeze(-1))
-    key = party.key(f"{op}.square")
-    r_z = key.words(z.numel()).view(z.shape)
-    c = key.words(z.numel()).view(z.shape)
-    key.done()
-    sq = c - 2 * z * r_z + (z * z if party.id == 1 else 0)
-    v_hat = party.open(ring.wrap(sq.sum(-1)), n)
+    key = party.read(op, lay.key("square"))
+    r_z = key["r_z"].view(z.shape)
+    sq = key["c"].view(z.shape) + beaver.masked_part(party.id, z, z, r_z, r_z, torch.mul)
+    v_hat = party.open(ring.wrap(sq.sum(-1)), lay.open("V"))
     with party.scope("rsqrt"):
-        rs = rsqrt.eval(party, v_hat, n, d, op=f"{op}.rsqrt")
-    p = party.open(mul.share(party, z, rs.unsqueeze(-1), n, op=f"{op}.mul_rsqrt"), n)
-    t = eval_tr_with_slack(party, p, n, F, op=f"{op}.trws_rsqrt")
-    q = party.open(mul.share(party, t, gamma_hat, n, op=f"{op}.mul_gamma"), n)
-    return eval_tr_with_slack(party, ring.wrap(q + beta_hat), n, F, op=f"{op}.trws_gamma")
+        rs = rsqrt.eval(party, v_hat, n=n, d=d, op=f"{op}.rsqrt")
+    p = mul.eval(party, z, rs.unsqueeze(-1), bits=n, op=f"{op}.mul_rsqrt")
+    t = tr_with_slack.eval(party, p, n=n, s=F, op=f"{op}.trws_rsqrt")
+    q = mul.eval(party, t, gamma_hat, bits=n, op=f"{op}.mul_gamma")
+    return tr_with_slack.eval(party, ring.wrap(q + beta_hat), n=n, s=F, op=f"{op}.trws_gamma")
+
+
+def example(bits: int, count: int) -> Example:
+    """Rows of d = 12 (not a power of two: the mean by floor(2^12/d)), one per 12 elements of
+    `count`: a constant row, a row of a few ±1 (1 <= V < 128), then rows |x| < 2^lim scaled down
+    by random shifts but the last, lim = (bits-1)//2 - 3 so that V < 2^(n-1); γ in [-2, 2) at
+    scale 12 (the model owner's), β in [-2, 2) at scale 24."""
+    d = 12
+    rows = count // d or 1
+    lim = (bits - 1) // 2 - 3
+
+    def draw(g):
+        shifts = g.ring((rows, 1), 6) % lim
+        shifts[-1] = 0
+        x = (g.ring((rows, d), 64) >> (64 - lim - 1)) >> shifts
+        x[0] = x[0, 0]
+        if rows > 1:
+            x[1] = 0
+            x[1, [3, 7, 11]] = torch.tensor([1, -1, 1])
+        return [x & low_mask(bits), signed_below(g, d, bits, F + 1),
+                signed_below(g, d, bits, 2 * F + 1)]
+
+    return Example((Input("x", 1, (rows, d), bits), Input("gamma", 0, (d,), bits),
+                    Input("beta", 0, (d,), bits)), {"n": bits}, bits, draw)
+
+
+GATE = register(Gate("layernorm", layout, keygen, eval, reference, example))

@@ -8,7 +8,7 @@ import torch
 from suf.core.linalg import ring_matmul
 from suf.core.ring import Ring
 from suf.gates import beaver, trfloor
-from suf.gates.matmul import out_shape, small_operands
+from suf.gates.matmul import check_product, out_shape, small_operands
 from suf.mpc.gate import Call, Example, Gate, Input, Layout, Open, register
 
 
@@ -18,7 +18,7 @@ def layout(x_shape, w_shape, b_shape, *, bits: int, shift: int) -> Layout:
     return Layout([beaver.key(int(torch.Size(x_shape).numel()), int(torch.Size(w_shape).numel()),
                               count, bits, "matmul"),
                    Open("product", count, bits),
-                   Call("trfloor", "trfloor", (out,), {"n": bits, "s": shift})])
+                   Call("trfloor", "trfloor", (out,), {"n": bits, "s": shift})], out=out)
 
 
 def keygen(dealer, r_x: torch.Tensor, r_w: torch.Tensor, r_b: torch.Tensor, *, bits: int,
@@ -45,6 +45,7 @@ def eval(party, x_hat: torch.Tensor, w_hat: torch.Tensor, b_hat: torch.Tensor, *
 
 def reference(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, *, bits: int, shift: int,
               layer=None, violations=None) -> torch.Tensor:
+    check_product(x, w, b, bits, "linear", layer, violations)
     return trfloor.reference(Ring(bits).wrap(ring_matmul(x, w, bits) + b), n=bits, s=shift)
 
 

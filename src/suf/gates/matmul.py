@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 
 from suf.core.linalg import ring_matmul
-from suf.core.ring import low_mask
+from suf.core.checks import check_range
+from suf.core.ring import Ring, low_mask
 from suf.gates import beaver, trfloor
 from suf.mpc.gate import Call, Example, Gate, Input, Layout, Open, register
 
@@ -28,7 +29,7 @@ def layout(x_shape, y_shape, *, bits: int, shift: int) -> Layout:
     out = out_shape(x_shape, y_shape)
     return Layout([beaver.key(_numel(x_shape), _numel(y_shape), _numel(out), bits, "matmul"),
                    Open("product", _numel(out), bits),
-                   Call("trfloor", "trfloor", (out,), {"n": bits, "s": shift})])
+                   Call("trfloor", "trfloor", (out,), {"n": bits, "s": shift})], out=out)
 
 
 def keygen(dealer, r_x: torch.Tensor, r_y: torch.Tensor, *, bits: int, shift: int,
@@ -51,8 +52,22 @@ def eval(party, x_hat: torch.Tensor, y_hat: torch.Tensor, *, bits: int, shift: i
                         op=f"{op}.trfloor")
 
 
+def check_product(x, y, bias, bits: int, op: str, layer=None, violations=None,
+                  where=None) -> None:
+    """The product (scale 2f) must not wrap in the ring: |x·y + bias| < 2^(bits-1), with the
+    signed operands multiplied in float64 (ample precision for a bound)."""
+    s = Ring(bits).signed
+    prod = torch.matmul(s(x).to(torch.float64), s(y).to(torch.float64))
+    if bias is not None:
+        prod = prod + s(bias).to(torch.float64)
+    half = 1 << (bits - 1)
+    check_range(prod, -half, half, f"{op} product (scale 24) inside the ring", layer=layer,
+                violations=violations, where=where)
+
+
 def reference(x: torch.Tensor, y: torch.Tensor, *, bits: int, shift: int, layer=None,
               violations=None) -> torch.Tensor:
+    check_product(x, y, None, bits, "matmul", layer, violations)
     return trfloor.reference(ring_matmul(x, y, bits), n=bits, s=shift)
 
 

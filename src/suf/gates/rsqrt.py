@@ -15,11 +15,12 @@ import functools
 
 import torch
 
+from suf.core.checks import check_bits, check_gate_input, check_range, ring_input
+from suf.core.ring import low_mask
 from suf.fss import compare
 from suf.fss import lut as fss_lut
 from suf.gates import select, tables
-from suf.core.checks import check_bits, check_range, ring_input
-from suf.core.ring import low_mask, packed_size
+from suf.mpc.gate import Bits, Call, Example, Gate, Input, Key, Layout, Open, Raw, register
 
 GATE_MIN_BITS = 14  # the index needs at least 8 bits of mantissa and a 6-bit exponent field
 
@@ -50,8 +51,8 @@ def reference_rsqrt_index(v: torch.Tensor, n: int) -> torch.Tensor:
     return ((mantissa << 6) + k) & ((1 << tables.RSQRT_BITS) - 1)
 
 
-def reference_rsqrt(v: torch.Tensor, n: int, d: int, *, op: str = "rsqrt",
-                    layer: str | None = None, violations: list | None = None) -> torch.Tensor:
+def reference(v: torch.Tensor, *, n: int, d: int, op: str = "rsqrt", layer: str | None = None,
+              violations: list | None = None) -> torch.Tensor:
     """1/σ at scale 12 from the sum of squares V (scale 24) of a row of width d: tables.rsqrt(d)
     at reference_rsqrt_index(V).
 
@@ -79,7 +80,8 @@ def reference_rsqrt(v: torch.Tensor, n: int, d: int, *, op: str = "rsqrt",
 # everywhere but at the hit, so SIGMA's LUT sign trick (suf.gates.lut) applies unchanged:
 # u = ±Σ_j bit_j, v = ±Σ_j bit_j·T_j give u0 + u1 = σ = ±1 and v0 + v1 = σ·T[index(V)]; open
 # U^ = 1{σ = +1} ^ r_U and V^ = σ·T + r_V, select(U^, V^) = U·σ·T + r_sel, open it, and
-# 2·select - V^ = T + r_out with r_out = 2·r_sel - r_V.  U^ and V^ travel in one exchange.
+# 2·select - V^ = T + r_out with r_out = 2·r_sel - r_V.  U^ and V^ travel in one exchange of
+# (n+1)-bit words 2·<V^> + <U^> (`_open_uv`).
 
 # comparison points (rows x K) walked at once; the walk keeps ~2.5 KB per point at n = 50
 CHUNK_POINTS = 1 << 16
@@ -120,24 +122,37 @@ def _check_width(d) -> None:
         raise ValueError(f"rsqrt needs the row width d as an int >= 1, got {d!r}")
 
 
-def keygen(dealer, r_in: torch.Tensor, n: int, op: str = "rsqrt") -> torch.Tensor:
+def layout(shape, *, n: int, d: int | None = None) -> Layout:
+    """One entry of `shape` per row.  d (the row width) picks the public table used online; the
+    key and the exchanges do not depend on it (checked when given)."""
+    check_bits(n, GATE_MIN_BITS)
+    if d is not None:
+        _check_width(d)
+    N = int(torch.Size(shape).numel())
+    if N == 0:
+        raise ValueError("rsqrt needs at least one row")
+    # no SIGMA header: SIGMA has no such gate (LLAMA's CPU F2BF16 + LUT)
+    return Layout([Key("", (Raw("cmp", compare.payload_size(n, N)), Bits("r_u", N))),
+                   Call("select", "select", ((N,), (N,)), {"bits": n, "opened": False}),
+                   Open("uv", N, n + 1), Open("out", N, n)])
+
+
+def keygen(dealer, r_in: torch.Tensor, *, n: int, d: int | None = None,
+           op: str = "rsqrt") -> torch.Tensor:
     """Keys of rsqrt for V's masks r_in (any shape, one entry per row, Z_{2^n}); returns r_out.
 
     Per row: the comparison key of α = r_in (n bits), an XOR-shared mask bit r_U, and a select key
     (5 words) for (r_U, r_V).  The key does not depend on d: the table is public and used online.
     """
-    ring_input(r_in, n, "r_in", min_bits=GATE_MIN_BITS)
-    if r_in.numel() == 0:
-        raise ValueError("rsqrt keygen needs at least one row")
+    check_gate_input(r_in, n, "r_in", min_bits=GATE_MIN_BITS)
+    lay = layout(r_in.shape, n=n, d=d)
     flat = r_in.flatten()
     k0, k1 = compare.keygen(flat, n, dealer.stream)
     r_u = dealer.mask(flat.shape, 1)
-    u0, u1 = dealer.share_bits(r_u)
-    with dealer.gate(op, r_in.shape) as (b0, b1):  # no SIGMA header: SIGMA has no such gate
-        b0.raw(compare.to_payload(k0)).bits(u0)
-        b1.raw(compare.to_payload(k1)).bits(u1)
+    dealer.deal(op, r_in.shape, lay.key(),
+                {"cmp": (compare.to_payload(k0), compare.to_payload(k1)), "r_u": r_u})
     r_v = dealer.mask(flat.shape, n)
-    r_sel = select.keygen(dealer, r_u, r_v, n, op=f"{op}.select")
+    r_sel = select.keygen(dealer, r_u, r_v, bits=n, opened=False, op=f"{op}.select")
     return ((2 * r_sel - r_v) & low_mask(n)).view(r_in.shape)
 
 
@@ -159,55 +174,63 @@ def _signed_onehot_dot(key, v_hat: torch.Tensor, starts: torch.Tensor, values: t
     return sign * torch.cat(us), sign * torch.cat(vs)
 
 
-def eval(party, v_hat: torch.Tensor, n: int, d: int, op: str = "rsqrt") -> torch.Tensor:
+def _open_uv(party, u_share: torch.Tensor, v_share: torch.Tensor, n: int,
+             spec: Open) -> tuple[torch.Tensor, torch.Tensor]:
+    """Open U^ (XOR-shared bit) and V^ (additive mod 2^n) in one exchange of (n+1)-bit words
+    2·<V^> + <U^>.  Their sum is 2·V^ + u0 + u1 with u0 + u1 = U^ + 2·(u0 & u1), and each party
+    knows u0 & u1 = own & (U^ ^ own): it removes that carry from the top n bits."""
+    total = party.open((v_share << 1) | u_share, spec)
+    u_hat = total & 1
+    carry = u_share & (u_hat ^ u_share)
+    return u_hat, ((total >> 1) - carry) & low_mask(n)
+
+
+def eval(party, v_hat: torch.Tensor, *, n: int, d: int, op: str = "rsqrt") -> torch.Tensor:
     """T[index(V)] + r_out from the opened V^ = V + R (any shape, one entry per row): 1/σ at
-    scale 12 for rows of width d, as `reference_rsqrt` for every V in Z_{2^n} (for
-    V >= 2^(n-1), outside LayerNorm's range, it is T[0] as the reference's formula gives).
+    scale 12 for rows of width d, as `reference` for every V in Z_{2^n} (for V >= 2^(n-1),
+    outside LayerNorm's range, it is T[0] as the reference's formula gives).
 
     2 exchanges: U^ and V^ together (n + 1 bits per row), then the select (n bits per row).
     """
-    ring_input(v_hat, n, "v_hat", min_bits=GATE_MIN_BITS)
+    check_gate_input(v_hat, n, "v_hat", min_bits=GATE_MIN_BITS)
     _check_width(d)
+    lay = layout(v_hat.shape, n=n, d=d)
     N = v_hat.numel()
-    if N == 0:
-        raise ValueError("rsqrt needs at least one row")
-    key = party.key(op)
-    k = compare.from_payload(key.raw(compare.payload_size(n, N)), n, N, party.id, party.device)
-    r_u = key.bits(N)
-    key.done()
-    sel_key = select.read_key(party, (N,), op=f"{op}.select")
+    key = party.read(op, lay.key())
+    k = compare.from_payload(key["cmp"], n, N, party.id, party.device)
+    sel_key = select.read(party, (N,), bits=n, op=f"{op}.select")
     starts, index = intervals(n, device=party.device)
     values = tables.rsqrt(d, device=party.device)[index]
     u, v = _signed_onehot_dot(k, v_hat.flatten(), starts, values, n, party.id)
-    u_share = fss_lut.sign_bit_share(u, party.id) ^ r_u
-    v_share = (v + sel_key[1]) & low_mask(n)  # sel_key[1] = <r_V>
-    # one exchange opens both: bit 0 carries U^'s XOR share, bits 1..n V^'s additive share
-    peer = party.transport.exchange_values((v_share << 1) | u_share, n + 1)
-    u_hat = u_share ^ (peer & 1)
-    v_hat_lut = (v_share + (peer >> 1)) & low_mask(n)
+    u_share = fss_lut.sign_bit_share(u, party.id) ^ key["r_u"]
+    v_share = (v + sel_key["c0"]) & low_mask(n)  # c0 = <r_V>
+    u_hat, v_hat_lut = _open_uv(party, u_share, v_share, n, lay.open("uv"))
     s = select.share(party, u_hat, v_hat_lut, n, sel_key)
-    return ((2 * party.open(s, n) - v_hat_lut) & low_mask(n)).view(v_hat.shape)
+    return ((2 * party.open(s, lay.open("out")) - v_hat_lut) & low_mask(n)).view(v_hat.shape)
 
 
-def cost(n: int, rows: int) -> dict:
-    """What `keygen`/`eval` cost for `rows` rows in Z_{2^n}, for a planner to report apart.
-
-    rsqrt_comm_bytes: data bytes of one party in both directions (= 2 x rsqrt_bytes_sent, SIGMA's
-    "Total Comm" convention); rsqrt_key_bytes: one party's key payload; rsqrt_exchanges: blocking
-    exchanges (no syncs); rsqrt_tree_walks: comparison evaluations per party (K per row), each a
-    walk of n - 7 PRG calls (rsqrt_prg_calls).
-    """
+def work(n: int, rows: int) -> dict:
+    """Per party and `rows` rows: comparisons walked (K per row) and PRG calls (n - 7 each)."""
     check_bits(n, GATE_MIN_BITS)
     if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
         raise ValueError(f"rows must be an int >= 1, got {rows!r}")
-    sent = packed_size(n + 1, rows) + packed_size(n, rows)
     walks = rows * _intervals(n)[0].numel()
-    return {
-        "rsqrt_comm_bytes": 2 * sent,
-        "rsqrt_bytes_sent": sent,
-        "rsqrt_key_bytes": (compare.payload_size(n, rows) + packed_size(1, rows)
-                            + 5 * 8 * rows),
-        "rsqrt_exchanges": 2,
-        "rsqrt_tree_walks": walks,
-        "rsqrt_prg_calls": walks * (n - 7),
-    }
+    return {"rsqrt_tree_walks": walks, "rsqrt_prg_calls": walks * (n - 7)}
+
+
+def example(bits: int, count: int) -> Example:
+    """One row's V per 8 elements of `count` (each row walks 128(n-7) comparisons), rows of width
+    d = 128: V = 0, the largest valid V = 2^(n-1) - 1, V = 1 and 128 first, then V of random
+    magnitudes below 2^(n-1)."""
+    rows = count // 8 or 1
+
+    def draw(g):
+        edges = torch.tensor([0, (1 << (bits - 1)) - 1, 1, 128])[:rows]
+        rest = rows - edges.numel()
+        rnd = g.ring(rest, bits - 1) >> (g.ring(rest, 6) % (bits - 1))
+        return [torch.cat([edges, rnd])]
+
+    return Example((Input("V", 1, (rows,), bits),), {"n": bits, "d": 128}, bits, draw)
+
+
+GATE = register(Gate("rsqrt", layout, keygen, eval, reference, example))

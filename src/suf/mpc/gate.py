@@ -105,10 +105,12 @@ class Header:
 
 
 class Layout:
-    """The steps of one gate call, in protocol order, with lookups by name."""
+    """The steps of one gate call, in protocol order, with lookups by name; `out` is the output's
+    shape when it is not the first input's (a matmul's)."""
 
-    def __init__(self, steps):
+    def __init__(self, steps, out: tuple | None = None):
         self.steps = list(steps)
+        self.out = out
 
     def key(self, op: str = "") -> Key:
         for s in self.steps:
