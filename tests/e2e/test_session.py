@@ -4,10 +4,10 @@ import json
 import subprocess
 import sys
 
-import pytest
-
+from suf.cli import main
 from suf.models import load_model
-from suf.runtime.session import deal, serve
+from suf.runtime import ModelJob, deal
+from suf.runtime.dealing import key_file
 
 
 def test_suf_run_bert_tiny_processes_over_tcp():
@@ -24,8 +24,10 @@ def test_suf_run_bert_tiny_processes_over_tcp():
     assert res["dealing"]["key_payload_bytes"][0] > 0
 
 
-def test_keys_for_another_shape_are_refused(tmp_path):
-    model = load_model("bert-tiny")
-    deal(model, 4, 1, tmp_path)
-    with pytest.raises(ValueError, match="batch 1 x length 4"):
-        serve(1, model, str(tmp_path / "keys.p1.suk"), "127.0.0.1:1", ids=[[1, 2], [3, 4]])
+def test_keys_for_another_shape_are_refused(tmp_path, capsys):
+    deal(ModelJob(load_model("bert-tiny"), 1, 4), tmp_path)
+    code = main(["serve", "--party", "1", "--peer", "127.0.0.1:1", "--keys",
+                 str(key_file(tmp_path, 1)), "--model", "bert-tiny", "--ids", "[[1, 2], [3, 4]]"])
+    assert code == 2
+    assert capsys.readouterr().err == ("suf: error: the keys are for batch 1 x length 4, the input "
+                                       "is 2 x 4\n")

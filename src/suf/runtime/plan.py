@@ -15,82 +15,37 @@ import shutil
 
 import torch
 
-from suf.graph import cost
+from suf.graph.backends import META, PlanBackend
 from suf.keys import sigma_padded_size
-from suf.graph.backends import F, Backend
-from suf.models.loading import ModelSpec, param_shapes, spec_from_config
-from suf.runtime.inference import _input_shapes
+from suf.mpc.gate import Cost
+from suf.models.loading import ModelSpec, param_shapes
+from suf.runtime.jobs import input_shapes
 from suf.models.transformer import forward
 from suf.core.ring import packed_size
 
-META = torch.device("meta")
 SIGMA_SYNC_BYTES = 2  # SIGMA's comm figures include the initial 1-byte sync, both directions
 
 
-class PlanBackend(Backend):
-    """Shape-only walk of the graph; `layers[i]` and `outside` hold the predicted costs."""
-
-    def __init__(self, spec: ModelSpec):
-        shapes = param_shapes(spec)
-        super().__init__(spec.bits, {k: torch.empty(s, dtype=torch.int64, device=META)
-                                     for k, s in shapes.items()})
-        self.layers: dict[int, cost.Cost] = {}
-        self.outside = cost.Cost()
-
-    def _add(self, c: cost.Cost) -> None:
-        if self._layer is None:
-            self.outside += c
-        else:
-            self.layers.setdefault(self._layer, cost.Cost())
-            self.layers[self._layer] += c
-
-    def linear(self, x, name, shift=F):
-        w = self.param(f"{name}.w")
-        out = torch.empty((*x.shape[:-1], w.shape[-1]), dtype=torch.int64, device=META)
-        self._add(cost.matmul(self.n, shift, x.numel(), w.numel(), out.numel()))
-        return out
-
-    def matmul(self, a, b, op, shift, causal=False):
-        out = torch.matmul(a, b)
-        if causal:
-            L = out.shape[-1]
-            packed = out.numel() // (L * L) * (L * (L + 1) // 2)
-            self._add(cost.beaver(a.numel(), b.numel(), packed) + cost.open_(self.n, packed)
-                      + cost.trfloor(self.n, shift, packed))
-        else:
-            self._add(cost.matmul(self.n, shift, a.numel(), b.numel(), out.numel()))
-        return out
-
-    def softmax(self, x, op, causal=False):
-        L = x.shape[-1]
-        self._add(cost.softmax(self.n, x.numel() // L, L, causal))
-        return torch.empty_like(x)
-
-    def gelu(self, x, op="gelu"):
-        self._add(cost.gelu(self.n, x.numel()))
-        return torch.empty_like(x)
-
-    def layernorm(self, x, name):
-        d = x.shape[-1]
-        self._add(cost.layernorm(self.n, x.numel() // d, d))
-        return torch.empty_like(x)
+def _rsqrt(c: Cost) -> dict:
+    """The LayerNorm rsqrt part (ours, not SIGMA's CPU one), reported apart."""
+    sent, exchanges, key = c.by_gate.get("rsqrt", (0, 0, 0))
+    return {"rsqrt_comm_bytes": 2 * sent, "rsqrt_key_bytes": key, "rsqrt_exchanges": exchanges}
 
 
-def _figures(c: cost.Cost) -> dict:
+def _figures(c: Cost) -> dict:
     return {"comm_bytes": 2 * c.sent, "exchanges": c.exchanges, "key_bytes": c.key,
-            "sigma_header_bytes": c.sigma_header,
-            "rsqrt_comm_bytes": c.rsqrt.get("rsqrt_comm_bytes", 0),
-            "rsqrt_key_bytes": c.rsqrt.get("rsqrt_key_bytes", 0),
-            "rsqrt_exchanges": c.rsqrt.get("rsqrt_exchanges", 0)}
+            "sigma_header_bytes": c.sigma_header, **_rsqrt(c),
+            "per_gate": {g: {"comm_bytes": 2 * s, "exchanges": e, "key_bytes": k}
+                         for g, (s, e, k) in sorted(c.by_gate.items())}}
 
 
 def plan(spec: ModelSpec, length: int, batch: int = 1, key_dir: str | None = None) -> dict:
     """The predicted costs of one inference of `spec` at (B = batch, L = length)."""
-    be = PlanBackend(spec)
+    be = PlanBackend(spec.bits, param_shapes(spec))
     inputs = [torch.empty(s, dtype=torch.int64, device=META)
-              for s in _input_shapes(spec, batch, length)]
+              for s in input_shapes(spec, batch, length)]
     out = forward(be, spec, inputs[0], inputs[1] if len(inputs) > 1 else None)
-    blocks = cost.Cost()
+    blocks = Cost()
     for c in be.layers.values():
         blocks += c
     gates = blocks + be.outside
@@ -106,9 +61,7 @@ def plan(spec: ModelSpec, length: int, batch: int = 1, key_dir: str | None = Non
         "key_bytes_p0": gates.key,
         "key_bytes_p1": gates.key + mask_words,
         "sigma_header_bytes": gates.sigma_header,
-        "rsqrt": {k: gates.rsqrt.get(k, 0) for k in ("rsqrt_comm_bytes", "rsqrt_key_bytes",
-                                                     "rsqrt_exchanges", "rsqrt_tree_walks",
-                                                     "rsqrt_prg_calls")},
+        "rsqrt": _rsqrt(gates),
         "setup_weight_bytes": packed_size(spec.bits, weights),
         # keys held in memory + masked weights + a working set of ~64 activations of the output size
         "peak_memory_bytes_per_party_estimate": gates.key + mask_words + 8 * weights + 64 * act,
@@ -138,18 +91,3 @@ def _fit_warnings(result: dict, key_dir: str | None) -> list[str]:
             warnings.append(f"both parties with keys in memory need about {mem / 2**30:.2f} GiB, "
                             f"{ram / 2**30:.2f} GiB of RAM is free")
     return warnings
-
-
-def spec_for(name: str, bits: int | None = None) -> ModelSpec:
-    """The ModelSpec of a model name (as `load_model`) from its config alone: no weights."""
-    import transformers
-
-    from suf.models.transformer import NAMED, SHIPPED, _named_config, _shipped_path
-
-    if name in NAMED:
-        config = _named_config(name)
-    elif name in SHIPPED:
-        config = transformers.AutoConfig.from_pretrained(_shipped_path(name))
-    else:
-        config = transformers.AutoConfig.from_pretrained(name)
-    return spec_from_config(config, bits=bits, name=name)

@@ -1,0 +1,79 @@
+"""What the commands share about their options: value types that refuse bad values in argparse's
+one line, and `loading`, which turns the built-in errors of reading what the user named (a file,
+a model, JSON) into one-line errors."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+from suf.core.errors import InputError, SufError
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
+
+
+def peer(text: str) -> str:
+    from suf.runtime.serving import parse_peer
+
+    try:
+        parse_peer(text)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def torch_device(text: str) -> str:
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"not a torch device: {text!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text}: torch sees no CUDA device here")
+    if dev.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"{text}: suf runs on cpu or cuda")
+    return text
+
+
+def seed(text: str) -> bytes:
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) != 32:
+        raise argparse.ArgumentTypeError(f"must be 32 bytes in hex (64 digits), got {text!r}")
+    return value
+
+
+@contextlib.contextmanager
+def loading(what: str):
+    """Inside: reading what the user named as `what` (e.g. "--keys k.suk").  A ValueError,
+    TypeError or OSError raised there is the user's input, not a bug: it becomes an InputError
+    (one line); suf's own errors pass as they are."""
+    try:
+        yield
+    except SufError:
+        raise
+    except OSError as e:
+        detail = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else str(e)
+        raise InputError(f"{what}: {detail}") from e
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{what}: {e}") from e

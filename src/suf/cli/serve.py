@@ -1,0 +1,95 @@
+"""`suf serve`: one party of the job its key file was dealt for.  P0 (the model owner) listens
+at --peer and, for a model, publishes its masked weights (--deployment); P1 (the client)
+connects with its input (--text or --ids) and gets the output.  Keys of a gate (as `suf gate`
+deals them) take --seed, the seed both parties draw the gate's example inputs from."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from suf.cli import render
+from suf.cli.options import loading, peer, seconds, seed, torch_device
+from suf.core.errors import InputError
+
+MODEL_OPTIONS = ("model", "bits", "deployment", "text", "ids")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("serve", help="one party: P0 listens and loads the weights, P1 connects",
+                       description=__doc__)
+    p.add_argument("--party", type=int, choices=(0, 1), required=True)
+    p.add_argument("--peer", type=peer, required=True,
+                   help="HOST:PORT (P0 listens there, P1 connects to it)")
+    p.add_argument("--keys", required=True, help="this party's key file")
+    p.add_argument("--model", help="model keys: the model, as `suf run --model`")
+    p.add_argument("--bits", type=int, default=None, help="model keys: the ring Z_2^bits")
+    p.add_argument("--deployment", help="model keys, P0: the deployment file from `suf deal`")
+    p.add_argument("--text", action="append", help="model keys, P1: input text(s)")
+    p.add_argument("--ids", help="model keys, P1: token ids as JSON [[...], ...]")
+    p.add_argument("--seed", type=seed, help="gate keys: the inputs' seed (64 hex digits)")
+    p.add_argument("--device", type=torch_device, default="cpu")
+    p.add_argument("--timeout", type=seconds, default=60.0,
+                   help="seconds to wait for the peer")
+    p.add_argument("--result", help="write the result JSON here (else P1 prints its output)")
+    p.set_defaults(run=run)
+
+
+def _refuse(args, names, why: str) -> None:
+    given = [f"--{n}" for n in names if getattr(args, n) is not None]
+    if given:
+        raise InputError(f"{', '.join(given)}: not for {why}")
+
+
+def _model_job(args, meta: dict):
+    """The job of model keys and the party's source: P0's deployment, P1's Batch."""
+    from suf.models import load_model
+    from suf.runtime import Deployment, from_keys
+
+    _refuse(args, ("seed",), "model keys")
+    if args.model is None:
+        raise InputError(f"these keys are for the model {meta.get('model')}: pass --model")
+    if args.party == 0:
+        _refuse(args, ("text", "ids"), "the model owner (P0)")
+        if args.deployment is None:
+            raise InputError("the model owner (P0) needs its deployment file (--deployment)")
+    else:
+        _refuse(args, ("deployment",), "the client (P1)")
+        if (args.text is None) == (args.ids is None):
+            raise InputError("the client (P1) gives either --text or --ids")
+    with loading(f"--model {args.model}"):
+        model = load_model(args.model, bits=args.bits)
+    if args.party == 0:
+        with loading("--deployment"):
+            deployment = Deployment.read(model, args.deployment)
+        return from_keys(meta, model, deployment), None
+    job = from_keys(meta, model)
+    if args.ids is not None:
+        with loading("--ids"):
+            return job, model.batch(json.loads(args.ids), job.length)
+    with loading("--text"):
+        return job, model.tokenize(args.text, job.length)
+
+
+def run(args) -> int:
+    from suf.keys import inspect_key_file
+    from suf.runtime import from_keys, serve
+
+    with loading("--keys"):
+        meta = inspect_key_file(args.keys).meta
+    if "gate" in meta:
+        _refuse(args, MODEL_OPTIONS, "gate keys")
+        if args.seed is None:
+            raise InputError("gate keys need the inputs' seed (--seed)")
+        job, source = from_keys(meta), args.seed
+    else:
+        job, source = _model_job(args, meta)
+    result = serve(args.party, job, args.keys, args.peer, job.values(source),
+                   device=args.device, timeout=args.timeout)
+    if args.result:
+        Path(args.result).write_text(json.dumps(result))
+    elif args.party == 1:
+        import torch
+
+        y = job.decode(torch.tensor(result["output"]))
+        render.print_json({"output": y.tolist(), "online_s": result["online_s"]})
+    return 0

@@ -1,0 +1,292 @@
+"""What the runtime deals, serves and runs: a job, either one inference of a model at (batch B,
+length L) (`ModelJob`) or one registered gate on its own example of (name, bits, count)
+(`GateJob`, what `suf gate NAME` runs).
+
+A job has cleartext inputs (suf.mpc.gate.Input: owner 1 the client, 0 the model owner, -1
+public), and a source they come from: a model's is the client's `Batch`, a gate's a 32-byte seed
+its example draws from.  What it says to the rest of the runtime:
+
+  inputs, bits, meta, key_hash()   what the keys are for (meta goes into the key files, the hash
+                                   binds them to the job and is checked at the handshake)
+  keygen(dealer, masks)            the dealer: the keys of the computation on the input masks
+  setup(party, values)             before the online clock: P0 publishes W^ (model); the owners
+                                   send their masked inputs (gate)
+  online(party, state, values)     the online phase: the client's x^ and the graph (model); the
+                                   gate's eval (gate); returns the masked output y^
+  values(source), outcome(...)     a party's cleartext inputs; the output against the reference
+  serve_options(party, source, d)  the `suf serve` options that start a party of this job
+
+The masks of the secret inputs travel in the owner's first key chunk ("input-masks"); the
+client's output mask is its last ("output-mask").
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+import suf.gates  # noqa: F401  (registers every gate)
+from suf.core.errors import InputError, KeyFileError
+from suf.core.ring import low_mask, pack, packed_size, unpack
+from suf.graph.backends import DealerBackend, PartyBackend
+from suf.models.loading import ModelSpec
+from suf.models.transformer import Batch, Model, forward, mean_pool
+from suf.mpc import gate as gates
+from suf.mpc.gate import Input
+from suf.mpc.party import Party
+from suf.prg import Stream
+from suf.runtime.deployment import DEPLOYMENT_FILE, Deployment, publish_weights
+
+INPUT_MASKS, OUTPUT_MASK = "input-masks", "output-mask"
+
+
+# ================================================================================================
+# the inputs: masks in the key files, x^ = x + r over the transport
+# ================================================================================================
+def _numel(shape) -> int:
+    return int(torch.Size(shape).numel())
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _split(flat: torch.Tensor, shapes) -> list[torch.Tensor]:
+    out, pos = [], 0
+    for s in shapes:
+        out.append(flat[pos:pos + _numel(s)].view(s))
+        pos += _numel(s)
+    return out
+
+
+def mask_words(masks) -> bytes:
+    """Masks as one key chunk: little-endian int64 words, one tensor after the other."""
+    return b"".join(m.to(torch.int64).contiguous().cpu().numpy().astype("<i8").tobytes()
+                    for m in masks)
+
+
+def read_masks(keys, op: str, shapes, device) -> list[torch.Tensor]:
+    """The key chunk `op` written by `mask_words`, as tensors of `shapes`."""
+    count = sum(_numel(s) for s in shapes)
+    info = keys.peek()
+    if info is not None and info.op == op and info.nbytes != 8 * count:
+        raise KeyFileError(f"expected {count} mask words, the keys hold {info.nbytes} bytes")
+    return _split(keys.next_tensor(op, torch.int64).to(device), shapes)
+
+
+def exchange_inputs(party: Party, inputs, values) -> list[torch.Tensor]:
+    """The masked inputs x^ = x + r on both parties.  The owner of secret inputs adds its masks
+    and sends them, packed in one message (P0's first, then P1's); public inputs are taken as they
+    are.  `values`: this party's cleartext inputs, aligned with `inputs` (None: it holds none)."""
+    dev, t = party.device, party.transport
+    hats: list = [None] * len(inputs)
+    for owner in (0, 1):
+        own = [i for i, inp in enumerate(inputs) if inp.owner == owner]
+        if not own:
+            continue
+        shapes = [inputs[i].shape for i in own]
+        width = max(inputs[i].bits for i in own)
+        total = sum(_numel(s) for s in shapes)
+        if owner == party.id:
+            for i, r in zip(own, read_masks(party.keys, INPUT_MASKS, shapes, dev)):
+                hats[i] = (_value(inputs[i], values, i).to(dev) + r) & low_mask(inputs[i].bits)
+            t.send(pack(torch.cat([hats[i].flatten() for i in own]), width))
+        else:
+            flat = unpack(t.recv(packed_size(width, total), device=dev), width, total)
+            for i, x in zip(own, _split(flat, shapes)):
+                hats[i] = x
+    for i, inp in enumerate(inputs):
+        if inp.owner < 0:
+            hats[i] = _value(inp, values, i).to(dev)
+    return hats
+
+
+def _value(inp: Input, values, i: int) -> torch.Tensor:
+    v = None if values is None else values[i]
+    if v is None:
+        raise InputError(f"input {inp.name!r} of party {inp.owner} has no value")
+    if tuple(v.shape) != tuple(inp.shape):
+        raise InputError(f"input {inp.name!r} has shape {tuple(v.shape)}, the keys are for "
+                         f"{tuple(inp.shape)}")
+    return v
+
+
+# ================================================================================================
+# a gate on its own
+# ================================================================================================
+class GateJob:
+    """The registered gate `name` (suf.mpc.gate.REGISTRY) on its example at ring size `bits`
+    over `count` elements: the inputs, parameters and valid draws its module declares."""
+
+    def __init__(self, name: str, bits: int = 50, count: int = 1024):
+        if name not in gates.REGISTRY:
+            raise InputError(f"unknown gate {name!r}; registered: "
+                             f"{', '.join(sorted(gates.REGISTRY))}")
+        if not _is_int(bits) or not 2 <= bits <= 64:
+            raise InputError(f"gate bits must be an int in [2, 64], got {bits!r}")
+        if not _is_int(count) or count < 1:
+            raise InputError(f"gate count must be an int >= 1, got {count!r}")
+        self.name, self.bits, self.count = name, bits, count
+        self.gate = gates.get(name)
+        self.example = self.gate.example(bits, count)
+        self.inputs = self.example.inputs
+        self.cost = gates.cost(name, *(i.shape for i in self.inputs), **self.example.params)
+
+    @property
+    def meta(self) -> dict:
+        return {"gate": self.name, "bits": self.bits, "count": self.count}
+
+    @property
+    def out_bits(self) -> int:
+        return self.example.out_bits
+
+    def key_hash(self) -> bytes:
+        return hashlib.blake2b(json.dumps(self.meta, sort_keys=True).encode(),
+                               digest_size=32).digest()
+
+    def keygen(self, dealer, masks):
+        r_out = self.gate.keygen(dealer, *masks, op=self.name, **self.example.params)
+        return r_out, {(None, self.name): {"payload": list(dealer.key_bytes),
+                                           "headers": dealer.sigma_header_bytes}}
+
+    def setup(self, party: Party, values) -> list:
+        with party.transport.stats.scope(op="inputs", phase="setup"):
+            return exchange_inputs(party, self.inputs, values)
+
+    def online(self, party: Party, hats, values) -> torch.Tensor:
+        with party.scope(self.name):
+            return self.gate.eval(party, *hats, op=self.name, **self.example.params)
+
+    def values(self, seed: bytes) -> list:
+        """Both parties draw every input from the seed; each uses its own and the public ones."""
+        return self.example.draw(Stream(seed))
+
+    def decode(self, y: torch.Tensor) -> torch.Tensor:
+        return y
+
+    def outcome(self, seed: bytes, y: torch.Tensor) -> dict:
+        ref = self.gate.reference(*self.values(seed), **self.example.params)
+        ref = ref & low_mask(self.out_bits)
+        c = self.cost
+        return {"gate": self.meta, "equal": bool(torch.equal(y, ref.cpu())), "output": y,
+                "reference": ref,
+                "predicted": {"bytes_sent": c.sent, "exchanges": c.exchanges, "key_bytes": c.key,
+                              "sigma_header_bytes": c.sigma_header}}
+
+    def serve_options(self, party: int, seed: bytes, key_dir: Path) -> list[str]:
+        return ["--seed", seed.hex()]
+
+
+# ================================================================================================
+# a model inference
+# ================================================================================================
+def input_shapes(spec: ModelSpec, batch: int, length: int) -> list[tuple]:
+    """The client's masked inputs: the embedding sum and, for BERT, the padding bias."""
+    shapes = [(batch, length, spec.d)]
+    return shapes + [(batch, length)] if spec.family == "bert" else shapes
+
+
+def _progress(spec: ModelSpec, what: str):
+    """A per-layer progress bar on stderr (hidden when stderr is not a terminal)."""
+    return tqdm(total=spec.layers, desc=what, unit="layer", leave=False, disable=None)
+
+
+class ModelJob:
+    """One inference of `model` at (B = batch, L = length).  `deployment` (the weight masks) is
+    known to the dealer and the model owner; the client's job has none (None).  `name`: the name
+    the party processes load the model by (`load_model`; default the model's own)."""
+
+    def __init__(self, model: Model, batch: int, length: int,
+                 deployment: Deployment | None = None, name: str | None = None):
+        spec = model.spec
+        for what, v in (("batch", batch), ("length", length)):
+            if not _is_int(v) or v < 1:
+                raise InputError(f"{what} must be an int >= 1, got {v!r}")
+        if length > spec.max_positions:
+            raise InputError(f"length {length} exceeds the model's {spec.max_positions} positions")
+        if deployment is not None and deployment.model is not model:
+            raise InputError("the deployment is of another model")
+        self.model, self.batch, self.length = model, batch, length
+        self.deployment = deployment
+        self.name = spec.name if name is None else name
+        self.bits = self.out_bits = spec.bits
+        self.inputs = tuple(Input(n, 1, s, spec.bits) for n, s in
+                            zip(("embedding", "padding"), input_shapes(spec, batch, length)))
+
+    @property
+    def meta(self) -> dict:
+        return {"model": self.model.spec.name, "batch": self.batch, "length": self.length}
+
+    def key_hash(self) -> bytes | None:
+        """None for the client: it cannot know the deployment (the handshake checks its keys)."""
+        if self.deployment is None:
+            return None
+        return self.deployment.key_hash(self.batch, self.length)
+
+    def keygen(self, dealer, masks):
+        spec = self.model.spec
+        r_w = {k: v.to(dealer.device) for k, v in self.deployment.masks.items()}
+        be = DealerBackend(spec.bits, r_w, dealer)
+        with _progress(spec, "dealer: keys") as be.progress:
+            r_out = forward(be, spec, masks[0], masks[1] if len(masks) > 1 else None)
+        return r_out, be.key_report
+
+    def setup(self, party: Party, values) -> dict:
+        return publish_weights(party, self.model.spec,
+                               self.deployment.masked() if party.id == 0 else None)
+
+    def online(self, party: Party, masked_weights: dict, values) -> torch.Tensor:
+        spec = self.model.spec
+        with party.transport.stats.scope(op="input"):
+            hats = exchange_inputs(party, self.inputs, values)
+        be = PartyBackend(spec.bits, masked_weights, party)
+        with _progress(spec, f"P{party.id}: online") as be.progress:
+            return forward(be, spec, hats[0], hats[1] if len(hats) > 1 else None)
+
+    def values(self, batch: Batch | None) -> list | None:
+        """The client's inputs from its batch (ring values); None for the model owner."""
+        if batch is None:
+            return None
+        if batch.shape != (self.batch, self.length):
+            raise InputError(f"the keys are for batch {self.batch} x length {self.length}, the "
+                             f"input is {batch.shape[0]} x {batch.shape[1]}")
+        return [v for v in self.model.embed(batch) if v is not None]
+
+    def decode(self, y: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(y)
+
+    def outcome(self, batch: Batch, y: torch.Tensor) -> dict:
+        m = self.model
+        ref = m.reference(batch)
+        out = {"model": m.spec.name, "bits": m.spec.bits, "batch": self.batch,
+               "length": self.length, "batch_ids": batch.ids.tolist(), "real": batch.real.tolist(),
+               "output": m.decode(y), "reference": m.decode(ref),
+               "equal": bool(torch.equal(y, ref.cpu())), "float": m.float(batch)}
+        if m.spec.family == "bert":
+            out["embedding"] = mean_pool(out["output"], batch.real)
+            out["float_embedding"] = mean_pool(out["float"], batch.real)
+        return out
+
+    def serve_options(self, party: int, batch: Batch, key_dir: Path) -> list[str]:
+        opts = ["--model", self.name, "--bits", str(self.bits)]
+        if party == 0:
+            return opts + ["--deployment", str(Path(key_dir) / DEPLOYMENT_FILE)]
+        unpadded = [row[:int(r)] for row, r in zip(batch.ids.tolist(), batch.real.sum(1))]
+        return opts + ["--ids", json.dumps(unpadded)]
+
+
+def from_keys(meta: dict, model: Model | None = None,
+              deployment: Deployment | None = None) -> GateJob | ModelJob:
+    """The job a key file was dealt for, from its meta; a model's needs the model (the weights
+    are the model owner's, the embeddings the client's) and, for the model owner, its
+    deployment."""
+    if "gate" in meta:
+        return GateJob(meta["gate"], meta["bits"], meta["count"])
+    if "model" not in meta:
+        raise KeyFileError("the key file names neither a model nor a gate")
+    if model is None:
+        raise InputError(f"these keys are for the model {meta['model']}: pass the model")
+    return ModelJob(model, meta["batch"], meta["length"], deployment)

@@ -1,0 +1,95 @@
+"""One party of a job: its part once connected (`run_party`, the same in a process of its own and
+in `run_locally`'s threads), and the party as a process of its own with its key file (`serve`,
+what `suf serve` runs).
+
+P0 (the model owner) listens, P1 (the client) connects; the handshake checks that both hold keys
+of the same dealing, made for the same job.  Then: setup (a model's W^, a gate's masked inputs;
+counted apart), a sync, the online phase (timed), and P1 unmasks the output with its output mask.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from suf.core.errors import InputError, SufError
+from suf.core.ring import low_mask
+from suf.keys import KeyFileReader
+from suf.mpc.party import Party
+from suf.net.transport import Transport
+from suf.runtime.jobs import OUTPUT_MASK, read_masks
+
+
+def parse_peer(peer: str) -> tuple[str, int]:
+    """"HOST:PORT" -> (host, port)."""
+    host, _, port = str(peer).rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"peer must be HOST:PORT with a port in 1..65535, got {peer!r}")
+    return host, int(port)
+
+
+def ready(party: Party) -> None:
+    """A one-byte sync before the online phase (setup, op "ready"): both parties start their
+    online clocks together, after both have the published weights."""
+    with party.transport.stats.scope(op="ready", phase="setup"):
+        party.transport.sync()
+
+
+def run_party(party: Party, job, values) -> tuple[torch.Tensor, float]:
+    """One party's part of `job` with its keys (party.keys) over its transport; `values`: its
+    cleartext inputs (`job.values`).  Returns (y, online seconds): P1's y is the output, P0's is
+    the masked y^ (it never sees y)."""
+    state = job.setup(party, values)
+    ready(party)
+    t0 = time.perf_counter()
+    y = job.online(party, state, values)
+    if party.id == 1:
+        y = (y - read_masks(party.keys, OUTPUT_MASK, [tuple(y.shape)], party.device)[0]) \
+            & low_mask(job.out_bits)
+    if party.device.type == "cuda":
+        torch.cuda.current_stream(party.device).synchronize()
+    online_s = time.perf_counter() - t0
+    if party.keys.remaining:
+        raise RuntimeError(f"party {party.id} left {party.keys.remaining} key chunks unused")
+    return y, online_s
+
+
+def load_keys(reader: KeyFileReader, dev: torch.device):
+    """A GPU party copies its whole key file into GPU memory (checksums verified) before the
+    online phase, when it fits in 80% of the free memory; otherwise, and on the CPU, chunks are
+    read from the memory-mapped file as the gates need them.  Returns (keys, seconds spent)."""
+    if dev.type != "cuda" or reader.payload_bytes > 0.8 * torch.cuda.mem_get_info(dev)[0]:
+        return reader, 0.0
+    t0 = time.perf_counter()
+    keys = reader.load(dev)
+    torch.cuda.synchronize(dev)
+    return keys, time.perf_counter() - t0
+
+
+def serve(party: int, job, keys, peer: str, values=None, *, device="cpu",
+          timeout: float = 60.0) -> dict:
+    """One party of `job` with its key file `keys`: P0 listens at `peer` (HOST:PORT), P1
+    connects to it.  `values`: the party's cleartext inputs (`job.values(source)`).  Returns the
+    party's measured cost report (and P1's output, ring values)."""
+    host, port = parse_peer(peer)
+    dev = torch.device(device)
+    with KeyFileReader(keys, party, model_hash=job.key_hash(), ring_bits=job.bits) as reader:
+        hello = {"dealing_id": reader.dealing_id.hex(), "model_hash": reader.model_hash.hex()}
+        try:
+            if party == 0:
+                transport = Transport.listen(host, port, party=0, hello=hello, timeout=timeout)
+            else:
+                transport = Transport.connect(host, port, party=1, hello=hello, timeout=timeout)
+        except OSError as e:
+            if isinstance(e, SufError):
+                raise
+            raise InputError(f"cannot listen on {peer}: {e}") from None
+        keys_in, load_s = load_keys(reader, dev)
+        with Party(party, transport, keys_in, dev) as p:
+            y, online_s = run_party(p, job, values)
+        result = {"party": party, "online_s": online_s, "key_load_s": load_s,
+                  "keys_in": "file" if keys_in is reader else str(dev),
+                  "stats": transport.stats.to_dict()}
+    if party == 1:
+        result["output"] = y.cpu().tolist()
+    return result
