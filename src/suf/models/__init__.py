@@ -10,10 +10,15 @@ the API.
     run = run_secure(model, batch)                    # dealer + P0 + P1 in one process
     assert torch.equal(run.output, ref)
     emb = mean_pool(model.decode(run.output), batch.real)
-"""
-from suf.models.loading import ModelSpec, param_shapes, spec_from_config
-from suf.models.transformer import (Batch, Model, forward, from_config, load_model, mean_pool,
-                                    pad_bias)
 
-__all__ = ["Batch", "Model", "ModelSpec", "forward", "from_config", "load_model", "mean_pool",
-           "pad_bias", "param_shapes", "spec_from_config"]
+Your own model: `load_model(DIR)` (a local Hugging Face BERT / GPT-2 directory: config.json, the
+weights, its tokenizer if any) or `from_config(config, state_dict, tokenizer=...)`.  Every
+refusal is a suf.core.errors.InputError (a ValueError) that says what is supported.
+"""
+from suf.models.loading import ModelSpec, check_state_dict, param_shapes, spec_from_config
+from suf.models.transformer import (Batch, Model, forward, from_config, has_tokenizer, load_model,
+                                    mean_pool, model_config, model_spec, pad_bias)
+
+__all__ = ["Batch", "Model", "ModelSpec", "check_state_dict", "forward", "from_config",
+           "has_tokenizer", "load_model", "mean_pool", "model_config", "model_spec", "pad_bias",
+           "param_shapes", "spec_from_config"]

@@ -20,6 +20,10 @@ Attention scaling 1/sqrt(d_h): SIGMA folds it into the QKᵀ truncation, shift 1
 when log2(d_h) is even (15 at d_h = 64).  Otherwise (MiniLM: d_h = 32) the model owner folds it
 into W_Q and b_Q before quantisation (the reference sees the same folded weights) and QKᵀ is
 truncated by 12.
+
+Every refusal of a user's config or state dict is a `suf.core.errors.InputError` (a ValueError)
+whose message says what was expected: `check_state_dict` names a wrong key prefix, a state dict
+of the other family, missing tensors, a layer count or a shape that disagrees with the config.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ import torch
 
 from suf.core.config import SCALE as F
 from suf.core.config import default_bits
+from suf.core.errors import InputError
 from suf.core.ring import Ring
 
 FAMILIES = ("bert", "gpt2")
@@ -54,18 +59,18 @@ class ModelSpec:
 
     def __post_init__(self):
         if self.family not in FAMILIES:
-            raise ValueError(f"model family must be one of {FAMILIES}, got {self.family!r}")
+            raise InputError(f"model family must be one of {FAMILIES}, got {self.family!r}")
         for field in ("layers", "d", "heads", "d_ff", "vocab", "max_positions"):
             v = getattr(self, field)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{field} must be an int >= 1, got {v!r}")
+                raise InputError(f"{field} must be an int >= 1, got {v!r}")
         if self.d % self.heads:
-            raise ValueError(f"hidden size {self.d} is not a multiple of {self.heads} heads")
+            raise InputError(f"hidden size {self.d} is not a multiple of {self.heads} heads")
         if not isinstance(self.bits, int) or isinstance(self.bits, bool) or not 32 <= self.bits <= 62:
-            raise ValueError(f"ring bits must be an int in [32, 62] (the gates' constants need "
+            raise InputError(f"ring bits must be an int in [32, 62] (the gates' constants need "
                              f"n >= 32), got {self.bits!r}")
         if self.frac_bits != F:
-            raise ValueError(f"the SIGMA gates' tables are built for f = {F}, got {self.frac_bits}")
+            raise InputError(f"the SIGMA gates' tables are built for f = {F}, got {self.frac_bits}")
 
     @property
     def d_head(self) -> int:
@@ -91,32 +96,38 @@ class ModelSpec:
 
 
 def spec_from_config(config, *, bits: int | None = None, name: str = "") -> ModelSpec:
-    """The ModelSpec of a transformers BertConfig or GPT2Config (ValueError for options the
-    secure graph does not implement)."""
+    """The ModelSpec of a transformers BertConfig or GPT2Config (InputError, a ValueError, for
+    options the secure graph does not implement)."""
+    if isinstance(config, dict):
+        raise InputError("the config must be a transformers config object, not a dict: "
+                         "transformers.BertConfig(**d), transformers.GPT2Config(**d) or "
+                         "transformers.AutoConfig.from_pretrained(DIR)")
     family = getattr(config, "model_type", None)
     if family == "bert":
         if getattr(config, "position_embedding_type", "absolute") != "absolute":
-            raise ValueError(f"only absolute position embeddings are supported, got "
+            raise InputError(f"only absolute position embeddings are supported, got "
                              f"{config.position_embedding_type!r}")
         if config.hidden_act != "gelu":
-            raise ValueError(f"BERT activation must be 'gelu', got {config.hidden_act!r}")
+            raise InputError(f"BERT activation must be 'gelu', got {config.hidden_act!r}")
         if getattr(config, "is_decoder", False):
-            raise ValueError("BERT as a decoder is not supported")
+            raise InputError("BERT as a decoder is not supported")
         dims = (config.num_hidden_layers, config.hidden_size, config.num_attention_heads,
                 config.intermediate_size, config.vocab_size, config.max_position_embeddings,
                 config.type_vocab_size)
     elif family == "gpt2":
         if config.activation_function not in ("gelu_new", "gelu", "gelu_pytorch_tanh"):
-            raise ValueError(f"GPT-2 activation must be a GeLU, got {config.activation_function!r}")
+            raise InputError(f"GPT-2 activation must be a GeLU, got {config.activation_function!r}")
         if config.scale_attn_by_inverse_layer_idx or not config.scale_attn_weights:
-            raise ValueError("GPT-2 attention must be scaled by 1/sqrt(d_h) only "
+            raise InputError("GPT-2 attention must be scaled by 1/sqrt(d_h) only "
                              "(scale_attn_weights=True, scale_attn_by_inverse_layer_idx=False)")
         if getattr(config, "add_cross_attention", False):
-            raise ValueError("GPT-2 cross attention is not supported")
+            raise InputError("GPT-2 cross attention is not supported")
         dims = (config.n_layer, config.n_embd, config.n_head, config.n_inner or 4 * config.n_embd,
                 config.vocab_size, config.n_positions, 0)
     else:
-        raise ValueError(f"unsupported model_type {family!r}: expected 'bert' or 'gpt2'")
+        raise InputError(f"unsupported model_type {family!r}: suf runs BERT (model_type 'bert', "
+                         "transformers.BertConfig) and GPT-2 ('gpt2', transformers.GPT2Config) "
+                         "models")
     name = name or getattr(config, "name_or_path", "") or family
     return ModelSpec(family, *dims, bits=default_bits(name) if bits is None else bits,
                      name=name)
@@ -172,11 +183,128 @@ _GPT2_LAYER = {
     "ffn2": ("mlp.c_proj", False),
 }
 _PREFIXES = {"bert": "bert.", "gpt2": "transformer."}  # base_model_prefix of the task heads
+_CLASS = {"bert": "BertModel", "gpt2": "GPT2Model"}
+_ROOTS = {"bert": "'embeddings.' / 'encoder.'", "gpt2": "'wte.' / 'wpe.' / 'h.' / 'ln_f.'"}
+_ANCHOR = {"bert": "embeddings.word_embeddings.weight", "gpt2": "wte.weight"}  # one tensor each
+_LAYER_KEY = {"bert": "encoder.layer.{i}.", "gpt2": "h.{i}."}
+
+
+def hf_names(spec: ModelSpec) -> list[str]:
+    """The names of the tensors the secure graph reads from a BertModel / GPT2Model state dict
+    (the pooler and any task head are not read)."""
+    names = [_ANCHOR[spec.family]]
+    if spec.family == "bert":
+        names += ["embeddings.position_embeddings.weight",
+                  "embeddings.token_type_embeddings.weight",
+                  "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"]
+        for i in range(spec.layers):
+            base = f"encoder.layer.{i}"
+            for m in ("query", "key", "value"):
+                names += [f"{base}.attention.self.{m}.weight", f"{base}.attention.self.{m}.bias"]
+            for theirs, _ in _BERT_LAYER.values():
+                names += [f"{base}.{theirs}.weight", f"{base}.{theirs}.bias"]
+    else:
+        names.append("wpe.weight")
+        for i in range(spec.layers):
+            for theirs, _ in _GPT2_LAYER.values():
+                names += [f"h.{i}.{theirs}.weight", f"h.{i}.{theirs}.bias"]
+        names += ["ln_f.weight", "ln_f.bias"]
+    return names
+
+
+def _roots(keys) -> str:
+    """The distinct first components of some keys ('a.', 'b.', ...), at most 6, for messages."""
+    seen = []
+    for k in keys:
+        r = k.split(".", 1)[0] + ("." if "." in k else "")
+        if r not in seen:
+            seen.append(r)
+    return ", ".join(repr(r) for r in seen[:6]) + (", ..." if len(seen) > 6 else "")
+
+
+def drop_task_prefix(spec: ModelSpec, k):
+    prefix = _PREFIXES[spec.family]
+    return k[len(prefix):] if isinstance(k, str) and k.startswith(prefix) else k
+
+
+def key_problem(spec: ModelSpec, keys, *, more_layers_ok: bool = True,
+                what: str = "the state dict") -> str | None:
+    """Why a state dict with these keys is not one of `spec`'s BertModel / GPT2Model (a task
+    model's `bert.` / `transformer.` prefix is dropped first): a wrong prefix, the other family,
+    missing tensors or fewer layers (or more, unless `more_layers_ok`: a config with fewer
+    layers than the state dict takes its first layers); None when every tensor the graph reads
+    is there."""
+    keys = [drop_task_prefix(spec, k) for k in keys if isinstance(k, str)]
+    have = set(keys)
+    need = hf_names(spec)
+    missing = [k for k in need if k not in have]
+    cls, fam = _CLASS[spec.family], spec.family
+    if not keys:
+        return f"{what} is empty"
+    if len(missing) == len(need):
+        anchor = _ANCHOR[fam]
+        for k in keys:
+            if k.endswith("." + anchor):
+                p = k[:-len(anchor)]
+                return (f"{what} has keys starting with {p!r} (e.g. {k!r}), but a {cls} state "
+                        f"dict's keys start with {_ROOTS[fam]} (or, for a task model, "
+                        f"{_PREFIXES[fam]!r}): remove the prefix first, e.g. "
+                        f"{{k.removeprefix({p!r}): v for k, v in state_dict.items()}}")
+        other = "gpt2" if fam == "bert" else "bert"
+        if any(k == _ANCHOR[other] or k.endswith("." + _ANCHOR[other]) for k in keys):
+            return (f"{what} is a {_CLASS[other]} state dict (it has {_ANCHOR[other]!r}) but the "
+                    f"config is a {'BertConfig' if fam == 'bert' else 'GPT2Config'}: do the "
+                    "config and the weights come from the same model?")
+        return (f"{what} has none of the {len(need)} tensors of a {cls} (e.g. "
+                f"{need[0]!r}, {need[-1]!r}); its keys start with {_roots(keys)}: is it the "
+                f"state dict of a {'BERT' if fam == 'bert' else 'GPT-2'} model?")
+    layer = _LAYER_KEY[fam]
+    n = 0
+    while any(k.startswith(layer.format(i=n)) for k in keys):
+        n += 1
+    if n != spec.layers and (missing or not more_layers_ok):
+        have_layers = (f"{n} layers ({layer.format(i=0)[:-1]} to {layer.format(i=n - 1)[:-1]})"
+                       if n else f"no layers (no {layer.format(i=0)!r} keys)")
+        return (f"{what} has {have_layers}, the config says {spec.layers}: do the config and the "
+                "weights come from the same model?")
+    if missing:
+        return (f"{what} lacks {len(missing)} of the {len(need)} tensors of a {cls}: "
+                f"{', '.join(repr(k) for k in missing[:5])}{', ...' if len(missing) > 5 else ''}")
+    return None
+
+
+def check_state_dict(spec: ModelSpec, state_dict, shapes: dict | None = None) -> dict:
+    """The state dict under BertModel / GPT2Model names (a task model's `bert.` / `transformer.`
+    prefix dropped), or InputError saying what is wrong with it (`key_problem`; with `shapes`,
+    HF name -> shape as the config makes them, also a tensor of another shape)."""
+    from collections.abc import Mapping
+
+    if not isinstance(state_dict, Mapping):
+        raise InputError("state_dict must be a mapping of tensor names to tensors (e.g. "
+                         "torch.load(path, weights_only=True) or safetensors.torch.load_file(path)"
+                         f"), got {type(state_dict).__name__}")
+    for k in ("state_dict", "model", "model_state_dict", "module"):
+        if isinstance(state_dict.get(k), Mapping):
+            raise InputError(f"this looks like a training checkpoint that holds the state dict "
+                             f"under {k!r}: pass checkpoint[{k!r}]")
+    sd = {drop_task_prefix(spec, k): v for k, v in state_dict.items()}
+    problem = key_problem(spec, list(state_dict))
+    if problem:
+        raise InputError(problem)
+    for k in hf_names(spec):
+        v = sd[k]
+        if not isinstance(v, torch.Tensor):
+            raise InputError(f"state dict entry {k!r} is a {type(v).__name__}, not a tensor")
+        if shapes is not None and k in shapes and tuple(v.shape) != tuple(shapes[k]):
+            raise InputError(f"tensor {k!r} has shape {tuple(v.shape)}, the config says "
+                             f"{tuple(shapes[k])}: do the config and the weights come from the "
+                             "same model?")
+    return sd
 
 
 def _get(sd: dict, key: str) -> torch.Tensor:
     if key not in sd:
-        raise ValueError(f"state dict has no {key!r}")
+        raise InputError(f"state dict has no {key!r}")
     return sd[key].detach().to(torch.float64)
 
 
@@ -184,8 +312,7 @@ def float_params(spec: ModelSpec, state_dict: dict) -> tuple[dict, dict]:
     """(owner's float parameters under our names, (in, out) weights; client's embedding tables)
     from a BertModel / GPT2Model state dict (a task model's prefix `bert.` / `transformer.` is
     dropped).  1/sqrt(d_h) is folded into W_Q, b_Q when `spec.fold_qk_scale`."""
-    prefix = _PREFIXES[spec.family]
-    sd = {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
+    sd = check_state_dict(spec, state_dict)
     out, d = {}, spec.d
 
     def take(ours: str, theirs: str, linear: bool):
@@ -221,16 +348,16 @@ def float_params(spec: ModelSpec, state_dict: dict) -> tuple[dict, dict]:
             out[f"layer{i}.qkv.b"][:d] *= scale
     shapes = param_shapes(spec)
     if set(out) != set(shapes):
-        raise ValueError(f"parameters do not match the graph: {sorted(set(out) ^ set(shapes))}")
+        raise InputError(f"parameters do not match the graph: {sorted(set(out) ^ set(shapes))}")
     for k, shape in shapes.items():
         if tuple(out[k].shape) != shape:
-            raise ValueError(f"{k}: shape {tuple(out[k].shape)}, the config says {shape}")
+            raise InputError(f"{k}: shape {tuple(out[k].shape)}, the config says {shape}")
     want_emb = {"word": (spec.vocab, d), "position": (spec.max_positions, d)}
     if spec.family == "bert":
         want_emb["token_type"] = (spec.type_vocab, d)
     for k, shape in want_emb.items():
         if tuple(emb[k].shape) != shape:
-            raise ValueError(f"{k} embeddings: shape {tuple(emb[k].shape)}, the config says {shape}")
+            raise InputError(f"{k} embeddings: shape {tuple(emb[k].shape)}, the config says {shape}")
     return {k: out[k] for k in shapes}, emb
 
 
@@ -248,5 +375,5 @@ def quantize(spec: ModelSpec, floats: dict) -> dict[str, torch.Tensor]:
         try:
             out[k] = ring.encode(v, param_scale(k))
         except ValueError as e:
-            raise ValueError(f"parameter {k}: {e}") from None
+            raise InputError(f"parameter {k}: {e}") from None
     return out
