@@ -74,7 +74,7 @@ def _proc(p, port, args, q):
 
 
 def processes(args) -> float:
-    from suf.runtime.gate_runner import free_port
+    from suf.runtime.processes import free_port
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -97,10 +97,11 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="cProfile party 0 of the processes")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    stamp = provenance.stamp()  # the tree that runs, read before it runs
     res = {"benchmark": "ms per exchange: kernels + pack + swap + unpack, both parties on one "
                         "device",
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "commit": provenance.commit(),
+           **stamp,
            "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
            "machine": provenance.machine(args.device), "elements": args.elements,
            "kernels": args.kernels, "rounds": args.rounds, "bits": BITS,

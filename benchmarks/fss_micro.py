@@ -83,6 +83,7 @@ def main():
     args = ap.parse_args()
     device = torch.device(args.device)
     log_n = args.log_n if args.log_n is not None else (20 if device.type == "cuda" else 13)
+    stamp = provenance.stamp()  # the tree that runs, read before it runs
     rows = run(device, log_n, args.repeats)
     threads = torch.get_num_threads()
     if device.type == "cpu":
@@ -90,7 +91,7 @@ def main():
             for key in [k for k in r if k.endswith("_per_s")]:
                 r[key + "_per_core"] = r[key] / threads
     result = {"benchmark": "fss_micro", "date": datetime.datetime.now(datetime.timezone.utc)
-              .isoformat(timespec="seconds"), "commit": provenance.commit(),
+              .isoformat(timespec="seconds"), **stamp,
               "command": "PYTHONPATH=src python3 benchmarks/fss_micro.py " +
               f"--device {args.device} --log-n {log_n} --repeats {args.repeats}",
               "device": str(device), "hardware": {**provenance.machine(str(device)), "torch_threads": torch.get_num_threads()}, "rows": rows}

@@ -38,20 +38,16 @@ def _time_ms(fn, iters: int, rounds: int) -> float:
     return statistics.median(times)
 
 
-def _commit(given: str | None) -> str:
-    return given or provenance.commit()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", help="write the results as JSON here")
     ap.add_argument("--bits", type=int, default=50)
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--commit", help="the commit measured (default: git rev-parse HEAD)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("matmul_bench.py needs a CUDA GPU")
+    stamp = provenance.stamp()  # the tree that runs, read before it runs
     dev = torch.device("cuda")
     gen = torch.Generator().manual_seed(0)
     rows = []
@@ -74,7 +70,7 @@ def main() -> None:
     result = {
         "benchmark": "exact ring matmul (suf.core.linalg.ring_matmul), CUDA float64 limbs",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": _commit(args.commit),
+        **stamp,
         "command": " ".join(["python3", *sys.argv]),
         "gpu": torch.cuda.get_device_name(dev),
         "torch": torch.__version__,

@@ -3,8 +3,9 @@ run) against the float64 `transformers` model, on 20 real sentences.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/minilm_accuracy.py
 
-Writes benchmarks/results/minilm_accuracy.json and the table between the markers in
-docs/models.md.  Deterministic, CPU only, under a minute on 2 cores.  The sentence embedding is
+Writes benchmarks/results/minilm_accuracy.json, stamped with the tree that ran
+(benchmarks/provenance.py), and regenerates its table in docs/models.md (benchmarks/tables.py).
+Deterministic, CPU only, under a minute on 2 cores.  The sentence embedding is
 sentence-transformers' mean pooling over the real tokens (its final L2 normalisation does not
 change cosine similarities); hidden-state errors are over real tokens only.
 """
@@ -14,7 +15,6 @@ import argparse
 import datetime
 import json
 import platform
-import re
 import sys
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import provenance
 from suf.models import load_model, mean_pool
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULT = ROOT / "benchmarks/results/minilm_accuracy.json"
 SENTENCES = [
     "The cat sat quietly on the warm windowsill.",
     "A dog was barking at the mailman all morning.",
@@ -47,7 +48,6 @@ SENTENCES = [
     "Where is the nearest pharmacy?",
     "I forgot my umbrella at the office.",
 ]
-MARK = ("<!-- minilm-accuracy:begin -->", "<!-- minilm-accuracy:end -->")
 
 
 def measure() -> dict:
@@ -86,48 +86,17 @@ def measure() -> dict:
     }
 
 
-def markdown(res: dict) -> str:
-    s = res["summary"]
-    out = [f"Produced by `{res['command']}` at commit `{res['commit']}` on {res['date']} "
-           f"({res['machine']['cpu']}, torch {res['machine']['torch']}, transformers "
-           f"{res['machine']['transformers']}); data: `benchmarks/results/minilm_accuracy.json`. "
-           f"n = {res['bits']}, f = {res['frac_bits']}; {len(res['sentences'])} sentences in one "
-           f"batch padded to L = {res['batch'][1]}; range violations: "
-           f"{len(res['range_violations'])}.",
-           "",
-           "| measure (fixed point vs float64) | value |",
-           "|---|---:|",
-           f"| sentence embedding cosine similarity, min | {s['cosine_min']:.6f} |",
-           f"| sentence embedding cosine similarity, mean | {s['cosine_mean']:.6f} |",
-           f"| sentence embedding max abs error (float max abs value {s['pooled_abs_max_float']:.3f})"
-           f" | {s['pooled_max_abs_err']:.4e} |",
-           f"| hidden states max abs error, real tokens (float max abs value "
-           f"{s['hidden_abs_max_float']:.3f}) | {s['hidden_max_abs_err']:.4e} |",
-           f"| hidden states mean abs error, real tokens | {s['hidden_mean_abs_err']:.4e} |",
-           f"| pairwise cosine similarities, max abs difference | "
-           f"{s['pairwise_similarity_max_abs_diff']:.4e} |",
-           f"| nearest neighbour (by cosine) unchanged | {100 * s['nearest_neighbour_agreement']:.0f}% |",
-           "",
-           "| sentence | tokens | cosine | pooled max abs err | hidden max abs err |",
-           "|---|---:|---:|---:|---:|"]
-    for r in res["sentences"]:
-        out.append(f"| {r['sentence']} | {r['tokens']} | {r['cosine']:.6f} | "
-                   f"{r['pooled_max_abs_err']:.3e} | {r['hidden_max_abs_err']:.3e} |")
-    return "\n".join(out)
-
-
 def main() -> None:
     import transformers
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/minilm_accuracy.json")
-    ap.add_argument("--md", type=Path, default=ROOT / "docs/models.md")
+    ap.add_argument("--json", type=Path, default=RESULT)
     args = ap.parse_args()
-    commit = provenance.commit()
+    stamp = provenance.stamp()  # the tree that runs, read before it runs
     res = {
         "benchmark": "all-MiniLM-L6-v2: SIGMA fixed point (reference backend) vs float64",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": commit,
+        **stamp,
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
         "machine": {"cpu": provenance.cpu_name(), "torch": torch.__version__,
                     "transformers": transformers.__version__,
@@ -136,14 +105,13 @@ def main() -> None:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(res, indent=2) + "\n")
-    doc = args.md.read_text()
-    block = f"{MARK[0]}\n{markdown(res)}\n{MARK[1]}"
-    new, count = re.subn(re.escape(MARK[0]) + r".*?" + re.escape(MARK[1]), lambda _: block, doc,
-                         flags=re.S)
-    if count != 1:
-        raise SystemExit(f"{args.md} needs exactly one {MARK[0]} ... {MARK[1]} block")
-    args.md.write_text(new)
-    print(f"wrote {args.json} and the table in {args.md}")
+    if args.json.resolve() != RESULT.resolve():
+        print(f"wrote {args.json}")
+        return
+    import tables
+
+    tables.update(["minilm-accuracy"])
+    print(f"wrote {args.json} and its table in docs/models.md")
 
 
 if __name__ == "__main__":

@@ -5,18 +5,19 @@ and times.
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/nn_secure.py bert-tiny --length 8 --batch 2
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/nn_secure.py all-MiniLM-L6-v2 --length 5
 
-Writes benchmarks/results/nn_secure_<model>_L<L>_B<B>_<device>.json (commit from git, or from
-$SUF_COMMIT where the tree has no git, as on the device machine).  Token ids are random
+Writes benchmarks/results/nn_secure_<model>_L<L>_B<B>_<device>.json, stamped with the tree that
+ran (benchmarks/provenance.py: commit and uncommitted diff, or src/'s hash where the tree has no
+git, as on the device machine).  Token ids are random
 (seeded) over the whole length, so nothing is padded; --text uses real sentences instead
 (tokenizer models only).  Keys are dealt from the OS CSPRNG unless --seed is given.
-`--table` only rewrites the table in docs/models.md from the result files present.
+`--table` only rewrites the table in docs/models.md from the result files present
+(benchmarks/tables.py nn-secure).
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -30,32 +31,13 @@ from suf.runtime import run_secure
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks/results"
-MARK = ("<!-- nn-secure:begin -->", "<!-- nn-secure:end -->")
 
 
-def table(md: Path) -> None:
-    """Rewrite the block between MARK in `md` from every nn_secure_*.json result file."""
-    lines = ["| model | n | B | L | device | = reference | P0 online sent B | exchanges | "
-             "P0 key B | keys in | keygen s | online s | machine | commit | date |",
-             "|---|---:|---:|---:|---|---|---:|---:|---:|---|---:|---:|---|---|---|"]
-    for f in sorted(RESULTS.glob("nn_secure_*.json")):
-        r = json.loads(f.read_text())
-        p0 = r["parties"][0]["online"]
-        sec = r["seconds"]
-        where = r["machine"].get("gpu", r["machine"]["cpu"])
-        lines.append(f"| {r['model']} | {r['spec']['bits']} | {r['batch']} | {r['length']} | "
-                     f"{r['device']} | {r['equal_to_reference']} | {p0['bytes_sent']:,} | "
-                     f"{p0['exchanges']} | {r['key_bytes'][0]:,} | {r.get('key_store', 'cpu')} | "
-                     f"{sec['keygen']:.1f} | "
-                     f"{max(sec['online_p0'], sec['online_p1']):.1f} | {where} | "
-                     f"`{r['commit']}` | {r['date'][:10]} |")
-    doc = md.read_text()
-    block = MARK[0] + "\n" + "\n".join(lines) + "\n" + MARK[1]
-    new, count = re.subn(re.escape(MARK[0]) + r".*?" + re.escape(MARK[1]), lambda _: block, doc,
-                         flags=re.S)
-    if count != 1:
-        raise SystemExit(f"{md} needs exactly one {MARK[0]} ... {MARK[1]} block")
-    md.write_text(new)
+def table() -> None:
+    """Rewrite the nn-secure table in docs/models.md from every nn_secure_*.json result file."""
+    import tables
+
+    tables.update(["nn-secure"])
 
 
 def main() -> None:
@@ -73,10 +55,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if args.table:
-        table(ROOT / "docs/models.md")
+        table()
         return
     if not args.model:
         ap.error("name a model")
+    stamp = provenance.stamp()  # the tree that runs, read before it runs
 
     model = load_model(args.model, bits=args.bits)
     if args.text:
@@ -94,12 +77,11 @@ def main() -> None:
                      seed=None if args.seed is None else bytes.fromhex(args.seed))
     total_s = time.perf_counter() - t0
     equal = bool(torch.equal(run.output.cpu(), want))
-    commit = provenance.commit()
     report = run.report()
     res = {
         "benchmark": "one secure inference, dealer + P0 + P1 in one process (suf.runtime.run_secure)",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": commit,
+        **stamp,
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
         "machine": provenance.machine(args.device),
         "model": args.model, "spec": json.loads(model.spec.to_json()),

@@ -1,6 +1,6 @@
 """PRG candidates for the DPF tree expansion, and the fused DPF kernels, in expansions per second.
 
-    PYTHONPATH=src python3 benchmarks/prg_bench.py --out results.json [--commit SHA]
+    PYTHONPATH=src python3 benchmarks/prg_bench.py --out results.json
 
 CPU (any machine): ChaCha12 through the torch path (suf.prg.expand); with the `cryptography`
 package also AES-128 keyed by the seed (SIGMA's G: a fresh key schedule per seed, then the left
@@ -25,6 +25,8 @@ import platform
 import time
 
 import torch
+
+import provenance
 
 from suf.fss import kernels
 from suf.prg import expand
@@ -316,7 +318,6 @@ def _cpu_model() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", help="write the results as JSON here")
-    ap.add_argument("--commit", default="", help="the git commit measured")
     ap.add_argument("--check-aes", action="store_true")
     ap.add_argument("--no-cpu", action="store_true")
     args = ap.parse_args()
@@ -324,7 +325,7 @@ def main() -> None:
         for smem in (False, True):
             check_aes("cuda" if torch.cuda.is_available() else "cpu", smem)
         return
-    res = {"date": datetime.date.today().isoformat(), "commit": args.commit,
+    res = {"date": datetime.date.today().isoformat(), **provenance.stamp(),
            "command": "PYTHONPATH=src python3 benchmarks/prg_bench.py", "torch": torch.__version__,
            "cpu": _cpu_model(), "cores": os.cpu_count(),
            "unit": "expansions/s unless the name ends in _ms (kernel milliseconds)"}

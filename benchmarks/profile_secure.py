@@ -17,7 +17,7 @@ import time
 import torch
 
 from suf.models import transformer as models
-from suf.runtime import inference as runtime, run_secure
+from suf.runtime import run_secure, serving as runtime
 from suf.models.transformer import from_config
 
 
@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--online-only", action="store_true", help="profile P0's online phase only")
     args = ap.parse_args()
-    cfg = models._named_config(args.model)
+    cfg = models.model_config(args.model)
     setattr(cfg, "n_layer" if args.model == "gpt2" else "num_hidden_layers", args.layers)
     model = from_config(cfg, name=args.model)
     gen = torch.Generator().manual_seed(0)
@@ -40,7 +40,7 @@ def main() -> None:
     want = model.reference(batch)
     prof = cProfile.Profile()
     if args.online_only:  # profile P0's online phase only (it runs in this thread)
-        serve = runtime.serve
+        serve = runtime.run_party
 
         def profiled_serve(party, *a, **k):
             if party.id != 0:
@@ -51,7 +51,7 @@ def main() -> None:
             finally:
                 prof.disable()
 
-        runtime.serve = profiled_serve
+        runtime.run_party = profiled_serve
     t0 = time.perf_counter()
     if not args.online_only:
         prof.enable()

@@ -2,6 +2,9 @@
 
 Folders follow the layers: unit (core, prg, fss, keys, net), gates (every gate against its
 reference, SIGMA's vectors and its declared cost), e2e (models, runtime, CLI), gpu (CPU == GPU).
+A test that needs CUDA is marked `cuda` and does not check for a GPU itself.  Without a GPU
+the Triton kernels still run, in Triton's interpreter at small sizes
+(tests/unit/test_kernels_interpret.py).
 The helpers `harness`, `vectors` and `sigma_cost_model` live beside this file (pytest puts this
 folder on sys.path).
 """

@@ -7,8 +7,9 @@ implementations after dpf/compare/lut call the kernels themselves.  Keys come as
 1{x < alpha} and the rotated table entry).  x covers alpha-1, alpha, alpha+1, the neighbours
 across the leaf and tree boundaries, and random points.
 
-The kernel tests are marked `cuda`: they need an NVIDIA GPU, or TRITON_INTERPRET=1 with Triton
-installed (the interpreter runs them on CPU tensors, slowly).  The input checks run everywhere.
+The kernel tests are marked `cuda` (the conftest hook skips them without a GPU) and run at full
+size there; tests/unit/test_kernels_interpret.py runs the same kernels at small sizes in Triton's
+interpreter on CPU tensors.  The input checks run everywhere.
 """
 import contextlib
 import os
@@ -23,14 +24,9 @@ from suf.prg import Stream, expand
 from suf.core.ring import low_mask
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
-if torch.cuda.is_available() and kernels.triton is not None:
-    DEV = "cuda"
-elif INTERPRET and kernels.triton is not None:
-    DEV = "cpu"
-else:
-    DEV = None
-no_kernels = pytest.mark.skipif(DEV is None, reason="needs CUDA and Triton")
-N = 64 if INTERPRET else 4096
+DEV = "cuda"
+needs_triton = pytest.mark.skipif(kernels.triton is None, reason="needs Triton")
+N = 4096
 WIDTHS = (8, 9, 13, 32, 37, 50, 64)
 MIN64 = -(2**63)
 
@@ -81,7 +77,7 @@ def _deal(alpha, n, seed_byte):
 
 # -- kernels against torch --------------------------------------------------------------------
 @pytest.mark.cuda
-@no_kernels
+@needs_triton
 @pytest.mark.parametrize("rounds", [12, 8, 20])
 def test_expand_matches_prg(rounds):
     gen = torch.Generator().manual_seed(rounds)
@@ -92,7 +88,7 @@ def test_expand_matches_prg(rounds):
 
 
 @pytest.mark.cuda
-@no_kernels
+@needs_triton
 @pytest.mark.parametrize("n", WIDTHS)
 def test_walks_match_torch_on_random_keys(n):
     gen = torch.Generator().manual_seed(n)
@@ -111,7 +107,7 @@ def test_walks_match_torch_on_random_keys(n):
 
 
 @pytest.mark.cuda
-@no_kernels
+@needs_triton
 @pytest.mark.parametrize("n", WIDTHS)
 def test_keygen_matches_torch_and_reconstructs(n):
     gen = torch.Generator().manual_seed(100 + n)
@@ -129,8 +125,8 @@ def test_keygen_matches_torch_and_reconstructs(n):
 
 
 @pytest.mark.cuda
-@no_kernels
-@pytest.mark.parametrize("k", range(8, 17) if not INTERPRET else (8, 9, 10))
+@needs_triton
+@pytest.mark.parametrize("k", range(8, 17))
 def test_lut_matches_torch_and_reconstructs(k):
     gen = torch.Generator().manual_seed(200 + k)
     count = min(N, 256)

@@ -204,7 +204,6 @@ def test_bad_input():
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_exchange_values_cuda():
     gen = torch.Generator().manual_seed(5)
     xs = [rand_ring((3, 1000), 50, gen).cuda() for _ in range(2)]

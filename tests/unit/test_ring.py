@@ -86,8 +86,6 @@ def test_pack_kernels_equal_the_torch_packing():
     """On CUDA, widths that are not whole bytes pack and unpack through suf.core.ring_kernels: same
     bytes as the CPU's torch code for every width and awkward counts, also from misaligned
     slices of a larger buffer (as a key parser hands them out)."""
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
     gen = torch.Generator().manual_seed(5)
     for bits in range(1, 65):
         for count in (0, 1, 2, 31, 32, 33, 63, 64, 65, 1000, 4097):
