@@ -183,14 +183,14 @@ def test_range_violation_names_op_and_layer(tiny):
     be = ReferenceBackend(tiny.spec.bits, params)
     with pytest.raises(RangeViolation) as e:
         tiny.forward(be, *tiny.embed(batch))
-    assert e.value.op == "ffn1 product (scale 24) inside the ring"
+    assert e.value.op == "linear product (scale 24) inside the ring"
     assert e.value.layer == "layer 1 ffn1"
     assert "layer 1 ffn1" in str(e.value)
     found = []  # collect them all and go on
     out = tiny.forward(ReferenceBackend(tiny.spec.bits, params, found), *tiny.embed(batch))
     assert out.shape == (1, 8, 128)
     where = [(v.layer, v.op) for v in found]
-    assert where[0] == ("layer 1 ffn1", "ffn1 product (scale 24) inside the ring")
+    assert where[0] == ("layer 1 ffn1", "linear product (scale 24) inside the ring")
     # (GeLU's own bound is what any TrFloor output meets; the wrapped values overflow LN2's V)
     assert ("layer 1 ln2", "layernorm V = sum (x - mu)^2") in where
 

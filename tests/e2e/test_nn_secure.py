@@ -2,7 +2,7 @@
 process (in-memory keys, two threads over a local socket pair) give the reference backend's
 output bit for bit, and the measured per-layer bytes, exchanges and key bytes equal SIGMA's cost
 model (tests/sigma_cost_model.py `comm_layer` / `key_layer`), our rsqrt apart
-(suf.gates.rsqrt.cost).  GPT-2, MiniLM and the GPU: test_nn_secure_models.py."""
+(its declared cost, suf.mpc.gate.cost("rsqrt", ...)).  GPT-2, MiniLM and the GPU: test_nn_secure_models.py."""
 import pytest
 import torch
 import transformers
@@ -11,9 +11,9 @@ import sigma_cost_model as cm
 from harness import masked, run_gate
 from suf.graph import backends as backend
 from suf.models.transformer import from_config, load_model
-from suf.runtime.inference import Deployment, key_store_device, run_secure
+from suf.runtime import Deployment, key_store_device, run_secure
 from suf.prg import Stream
-from suf.gates import rsqrt
+from suf.mpc import gate as gates
 from suf.core.ring import low_mask
 
 SEED = b"\x5a" * 32
@@ -83,18 +83,18 @@ def test_linear_and_matmul_secure_equal_reference(n):
 # -- whole models ----------------------------------------------------------------------------------
 def layer_costs(spec, L):
     """SIGMA's per-layer comm (bytes sent by P0, exchanges) and key bytes by our op groups, with
-    LLAMA's rsqrt replaced by ours: rsqrt.cost per LayerNorm of L rows."""
+    LLAMA's rsqrt replaced by ours: the rsqrt gate's declared cost per LayerNorm of L rows."""
     n, d, H = spec.bits, spec.d, spec.heads
     c = cm.comm_layer(n, 12, L, d, H, spec.causal)
     k = cm.key_layer(n, 12, L, d, H, spec.causal)
-    rs = rsqrt.cost(n, L)
+    rs = gates.cost("rsqrt", (L,), n=n, d=d)
     comm = {"mha_lin": (c["mha_lin"].b, c["mha_lin"].r), "softmax": (c["softmax"].b, c["softmax"].r),
             "ffn_lin": (c["ffn_lin"].b, c["ffn_lin"].r), "act": (c["act"].b, c["act"].r),
-            "ln": (c["ln_gpu"].b + 2 * rs["rsqrt_bytes_sent"],
-                   c["ln_gpu"].r + 2 * rs["rsqrt_exchanges"])}
+            "ln": (c["ln_gpu"].b + 2 * rs.sent,
+                   c["ln_gpu"].r + 2 * rs.exchanges)}
     key = {"mha_lin": k["mha_lin"], "ffn_lin": k["ffn_lin"], "act": k["act"],
            "softmax": k["smx_max"] + k["smx_nexp"] + k["smx_inv"] + k["smx_wmul"],
-           "ln": k["ln"] - 2 * cm.llama_row(n) * L + 2 * rs["rsqrt_key_bytes"]}
+           "ln": k["ln"] - 2 * cm.llama_row(n) * L + 2 * rs.key}
     return comm, key
 
 

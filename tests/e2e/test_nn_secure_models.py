@@ -9,7 +9,7 @@ import torch
 import transformers
 
 from suf.models.transformer import from_config, load_model
-from suf.runtime.inference import run_secure
+from suf.runtime import run_secure
 
 SEED = b"\x5b" * 32
 

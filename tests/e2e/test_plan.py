@@ -7,8 +7,9 @@ import transformers
 import sigma_cost_model as cm
 from suf.keys import sigma_padded_size
 from suf.models import transformer as models
-from suf.runtime.plan import plan, spec_for
-from suf.runtime.inference import run_secure
+from suf.models import model_spec as spec_for
+from suf.runtime.plan import plan
+from suf.runtime import run_secure
 
 
 def _tiny_gpt2():
@@ -62,7 +63,7 @@ def test_configurations_that_do_not_fit_are_refused_with_the_numbers(monkeypatch
     from collections import namedtuple
 
     from suf.models.transformer import load_model
-    from suf.runtime.session import DoesNotFit, check_fits
+    from suf.runtime.dealing import DoesNotFit, check_fits
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2**30, 2**30 - 4096, 4096))

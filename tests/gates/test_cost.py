@@ -3,7 +3,6 @@ beyond the one example per gate of test_registry: several shapes, widths and mod
 (causal softmax, rows of every kind, LayerNorm widths that are and are not powers of two).
 Costs do not depend on the values, so the inputs are uniform ring elements."""
 import pytest
-import torch
 
 import suf.gates  # noqa: F401  (registers every gate)
 from harness import masked, run_gate

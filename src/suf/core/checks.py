@@ -36,10 +36,17 @@ def check_range(values: torch.Tensor, lo: int, hi: int, op: str, *, layer: str |
     return False
 
 
-def check_bits(n: int, min_bits: int = 2, max_bits: int = 63) -> None:
-    """ValueError unless the ring bitwidth n is an int in [min_bits, max_bits]."""
+def check_bits(n: int, min_bits: int = 2, max_bits: int = 63, what: str = "ring bitwidth n") -> None:
+    """The one bit-width check: ValueError unless n is an int in [min_bits, max_bits]."""
     if not isinstance(n, int) or isinstance(n, bool) or not min_bits <= n <= max_bits:
-        raise ValueError(f"ring bitwidth n must be an int in [{min_bits}, {max_bits}], got {n!r}")
+        raise ValueError(f"{what} must be an int in [{min_bits}, {max_bits}], got {n!r}")
+
+
+def check_party(party) -> int:
+    """The one party check: ValueError unless party is the int 0 or 1; returns it."""
+    if isinstance(party, bool) or not isinstance(party, int) or party not in (0, 1):
+        raise ValueError(f"party must be 0 or 1, got {party!r}")
+    return party
 
 
 def ring_input(x: torch.Tensor, n: int, what: str = "x", *, min_bits: int = 2,

@@ -21,18 +21,12 @@ from __future__ import annotations
 
 import torch
 
+from suf.core.checks import check_bits
 from suf.core.ring import low_mask
 
 INT64 = torch.int64
 FLOAT64 = torch.float64
 _EXACT = 2**53  # float64 represents every integer of magnitude <= 2^53
-
-
-def _check_bits(bits) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, int):
-        raise TypeError(f"bits must be an int, got {type(bits).__name__}")
-    if not 1 <= bits <= 64:
-        raise ValueError(f"bits must be in [1, 64], got {bits}")
 
 
 def _check_operands(a, b) -> tuple[int, ...]:
@@ -61,7 +55,7 @@ def limb_plan(bits: int, k: int) -> tuple[int, int, int]:
 
     L·chunk·(2^w − 1)^2 <= 2^53 always; chunk >= k unless L = ceil(bits/16) still does not fit k.
     """
-    _check_bits(bits)
+    check_bits(bits, 1, 64, "bits")
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise ValueError(f"inner size k must be a non-negative int, got {k!r}")
     for limbs in range(1, -(-bits // 16) + 1):
@@ -92,7 +86,7 @@ def _limb_product(a: torch.Tensor, b: torch.Tensor, limbs: int, width: int,
 
 def limb_matmul(a: torch.Tensor, b: torch.Tensor, bits: int) -> torch.Tensor:
     """(a @ b) mod 2^bits from float64 limb GEMMs (the CUDA path of `ring_matmul`, any device)."""
-    _check_bits(bits)
+    check_bits(bits, 1, 64, "bits")
     return _limb_matmul(a, b, bits, _check_operands(a, b))
 
 
@@ -110,7 +104,7 @@ def _limb_matmul(a: torch.Tensor, b: torch.Tensor, bits: int,
 def ring_matmul(a: torch.Tensor, b: torch.Tensor, bits: int) -> torch.Tensor:
     """(a @ b) mod 2^bits for int64 ring matrices a (..., M, K), b (..., K, N), batch dims
     broadcast as in torch.matmul.  Exact on every device; the result is int64 in [0, 2^bits)."""
-    _check_bits(bits)
+    check_bits(bits, 1, 64, "bits")
     batch = _check_operands(a, b)
     if a.device.type != "cpu":
         return _limb_matmul(a, b, bits, batch)

@@ -43,6 +43,7 @@ import torch
 from suf import prg
 from suf.fss import kernels, sstable
 from suf.fss.sstable import TableKey, block_bit, block_bits, low_mask
+from suf.core.checks import check_bits, check_party
 from suf.core.config import debug_checks
 from suf.core.ring import Ring, pack, unpack
 
@@ -68,8 +69,7 @@ class DPFKey:
     def __post_init__(self):
         if not isinstance(self.n, int) or not LEAF_BITS < self.n <= 64:
             raise ValueError(f"a DPF tree key needs n in [8, 64], got {self.n!r}")
-        if self.party not in (0, 1):
-            raise ValueError(f"party must be 0 or 1, got {self.party!r}")
+        check_party(self.party)
         names = ("seed", "cw", "tr", "leaf")
         for name in names:
             t = getattr(self, name)
@@ -111,19 +111,11 @@ Key = Union[DPFKey, TableKey]
 
 
 # -- validation shared by dpf, compare and lut -------------------------------------------------
-def check_bits(n, what: str = "n", high: int = 64) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= high:
-        raise ValueError(f"{what} must be an int in [1, {high}], got {n!r}")
-
-
-def check_party(party) -> None:
-    if isinstance(party, bool) or party not in (0, 1):
-        raise ValueError(f"party must be 0 or 1, got {party!r}")
 
 
 def check_deal(alphas: torch.Tensor, n: int, stream: prg.Stream, what: str = "alphas") -> None:
     """Arguments of a keygen: n-bit points, one per key, on the dealer stream's device."""
-    check_bits(n)
+    check_bits(n, 1, 64, "n")
     if not isinstance(stream, prg.Stream):
         raise TypeError(f"stream must be a suf.prg.Stream, got {type(stream).__name__}")
     Ring(n).check(alphas, what)
@@ -303,7 +295,7 @@ def eval_all(key: Key, *, n: int | None = None, party: int | None = None) -> tor
 def _check_layout(kind, n, N) -> None:
     if kind not in KINDS:
         raise ValueError(f"key kind must be one of {KINDS}, got {kind!r}")
-    check_bits(n)
+    check_bits(n, 1, 64, "n")
     if isinstance(N, bool) or not isinstance(N, int) or N < 1:
         raise ValueError(f"N (the number of keys) must be a positive int, got {N!r}")
     if kind == "evalall" and n > EVAL_ALL_MAX_BITS:

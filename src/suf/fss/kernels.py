@@ -8,7 +8,8 @@ lut) call it first and fall back to their own code:
     if out is None:
         out = <the torch path>
 
-The kernels give the same bits as the torch path for the same key tensors (tests/test_fss_kernels.py).
+The kernels give the same bits as the torch path for the same key tensors
+(tests/unit/test_fss_kernels.py on a GPU; tests/unit/test_kernels_interpret.py in CI).
 With TRITON_INTERPRET=1 they also run on CPU tensors through Triton's interpreter (slow; for
 debugging without a GPU).
 
@@ -31,6 +32,8 @@ from __future__ import annotations
 import os
 
 import torch
+
+from suf.core.checks import check_party
 
 from suf.prg.chacha import ROUNDS
 from suf.prg.kernels import check_rounds
@@ -94,10 +97,6 @@ def _check_points(x, N: int, device, what: str = "x") -> torch.Tensor:
                          f"got {tuple(x.shape)}")
     return x2
 
-
-def _check_party(party) -> None:
-    if party not in (0, 1):
-        raise ValueError(f"party must be 0 or 1, got {party!r}")
 
 
 if triton is not None:
@@ -394,7 +393,7 @@ def expand(seeds: torch.Tensor, rounds: int = ROUNDS):
 def _walk(seed, cw, tr, leaf, x, n, party, lt: bool, rounds: int):
     N = _check_key(seed, cw, tr, leaf, n)
     x2 = _check_points(x, N, seed.device)
-    _check_party(party)
+    check_party(party)
     check_rounds(rounds)
     if not available(seed):
         return None
@@ -433,7 +432,7 @@ def dpf_lut(seed, cw, tr, leaf, x_hat, table, k: int, party: int):
         raise ValueError(f"table must have shape ({1 << k},) for k={k}, got {tuple(table.shape)}")
     if table.device != seed.device:
         raise ValueError(f"table is on {table.device}, the key on {seed.device}")
-    _check_party(party)
+    check_party(party)
     if k > MAX_LUT_BITS or not available(seed):
         return None
     E = x2.shape[0]

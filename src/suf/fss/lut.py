@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from suf import prg
+from suf.core.checks import check_bits, check_party
 from suf.fss import dpf, kernels
 from suf.fss.dpf import EVAL_ALL_MAX_BITS, Key
 from suf.core.ring import Ring
@@ -62,7 +63,7 @@ class LUTKey:
 
 def keygen(r_in: torch.Tensor, k: int, stream: prg.Stream) -> tuple[LUTKey, LUTKey]:
     """LUT keys for input masks r_in (int64 (N,), any 64-bit ring values): α = r_in mod 2^k."""
-    dpf.check_bits(k, "k", EVAL_ALL_MAX_BITS)
+    check_bits(k, 1, EVAL_ALL_MAX_BITS, "k")
     Ring(64).check(r_in, "r_in")
     alphas = r_in & ((1 << k) - 1)
     dpf.check_deal(alphas, k, stream, "r_in")
@@ -122,7 +123,7 @@ def sign_bit_share(u: torch.Tensor, party: int) -> torch.Tensor:
     is checked so that callers state whose share they hold.
     """
     Ring(64).check(u, "u")
-    dpf.check_party(party)
+    check_party(party)
     return ((u + 1) >> 1) & 1
 
 

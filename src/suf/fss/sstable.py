@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from suf.core.checks import check_party
 from suf.core.config import debug_checks
 from suf.prg import Stream
 
@@ -71,8 +72,7 @@ class TableKey:
     def __post_init__(self):
         if not isinstance(self.n, int) or not 1 <= self.n <= MAX_BITS:
             raise ValueError(f"a truth-table key needs n in [1, {MAX_BITS}], got {self.n!r}")
-        if self.party not in (0, 1):
-            raise ValueError(f"party must be 0 or 1, got {self.party!r}")
+        check_party(self.party)
         if self.kind not in TABLE_KINDS:
             raise ValueError(f"table kind must be one of {TABLE_KINDS}, got {self.kind!r}")
         t = self.table

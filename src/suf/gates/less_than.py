@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from suf.core.checks import check_bits, check_gate_input, ring_input
-from suf.core.ring import Ring, low_mask
+from suf.core.ring import low_mask
 from suf.fss import compare
 from suf.gates.tr_with_slack import signed_below
 from suf.mpc.dealer import sigma_dpf_header

@@ -36,14 +36,37 @@ def keygen(dealer, r_in: torch.Tensor, *, k: int, bits: int, opened: bool = True
            op: str = "lut") -> torch.Tensor:
     """Keys of a k-bit lookup with `bits`-bit outputs; returns the output mask r_out."""
     lay = layout(r_in.shape, k=k, bits=bits, opened=opened)
-    flat = r_in.flatten()
-    k0, k1 = fss_lut.keygen(flat & low_mask(k), k, dealer.stream)
-    r_u = dealer.mask(flat.shape, 1)
-    dealer.deal(op, r_in.shape, lay.key(),
-                {"dpf": (fss_lut.to_payload(k0), fss_lut.to_payload(k1)), "r_u": r_u})
-    r_v = dealer.mask(flat.shape, bits)
+    k0, k1 = fss_lut.keygen(r_in.flatten() & low_mask(k), k, dealer.stream)
+    return deal_signed(dealer, op, r_in.shape, lay.key(), "dpf",
+                       (fss_lut.to_payload(k0), fss_lut.to_payload(k1)), bits)
+
+
+def deal_signed(dealer, op: str, shape, key, fss_part: str, payloads, bits: int) -> torch.Tensor:
+    """SIGMA's sign trick, dealer side (shared with suf.gates.rsqrt): the FSS key pair that gives
+    u (u0 + u1 = σ = ±1) and v (v0 + v1 = σ·T), the XOR-shared mask bit r_U, and a select key for
+    (r_U, r_V); returns the output mask 2·r_sel - r_V."""
+    count = int(torch.Size(shape).numel())
+    r_u = dealer.mask(count, 1)
+    dealer.deal(op, shape, key, {fss_part: payloads, "r_u": r_u})
+    r_v = dealer.mask(count, bits)
     r_sel = select.keygen(dealer, r_u, r_v, bits=bits, opened=False, op=f"{op}.select")
-    return ((2 * r_sel - r_v) & low_mask(bits)).view(r_in.shape)
+    return ((2 * r_sel - r_v) & low_mask(bits)).view(shape)
+
+
+def signed_shares(party, u: torch.Tensor, v: torch.Tensor, r_u: torch.Tensor, sel_key: dict,
+                  bits: int):
+    """This party's shares of U^ = 1{σ = +1} ^ r_U (a bit) and V^ = σ·T + r_V, to be opened."""
+    return fss_lut.sign_bit_share(u, party.id) ^ r_u, (v + sel_key["c0"]) & low_mask(bits)
+
+
+def unsign(party, u_hat: torch.Tensor, v_hat: torch.Tensor, sel_key: dict, bits: int,
+           out: Open | None) -> torch.Tensor:
+    """T + r_out from the opened U^, V^: 2·select(U^, V^) - V^, opened with `out`, or this
+    party's additive share of it when `out` is None (P0: 2·sel_0, P1: 2·sel_1 - V^)."""
+    s = select.share(party, u_hat, v_hat, bits, sel_key)
+    if out is not None:
+        return (2 * party.open(s, out) - v_hat) & low_mask(bits)
+    return (2 * s - (v_hat if party.id == 1 else 0)) & low_mask(bits)
 
 
 def eval(party, x_hat: torch.Tensor, table: torch.Tensor, *, k: int, bits: int,
@@ -58,13 +81,11 @@ def eval(party, x_hat: torch.Tensor, table: torch.Tensor, *, k: int, bits: int,
     dk = fss_lut.from_payload(key["dpf"], k, n, party.id, party.device)
     sel_key = select.read(party, (n,), bits=bits, op=f"{op}.select")
     u, v = fss_lut.eval(dk, x_hat.flatten() & low_mask(k), table.to(party.device))
-    u_hat = party.open(fss_lut.sign_bit_share(u, party.id) ^ key["r_u"], lay.open("u"))
-    v_hat = party.open((v + sel_key["c0"]) & low_mask(bits), lay.open("v"))  # c0 = <r_V>
-    s = select.share(party, u_hat, v_hat, bits, sel_key)
-    if opened:
-        return ((2 * party.open(s, lay.open("out")) - v_hat) & low_mask(bits)).view(x_hat.shape)
-    out = 2 * s - (v_hat if party.id == 1 else 0)
-    return (out & low_mask(bits)).view(x_hat.shape)
+    u_share, v_share = signed_shares(party, u, v, key["r_u"], sel_key, bits)
+    u_hat = party.open(u_share, lay.open("u"))
+    v_hat = party.open(v_share, lay.open("v"))
+    out = unsign(party, u_hat, v_hat, sel_key, bits, lay.open("out") if opened else None)
+    return out.view(x_hat.shape)
 
 
 def reference(x: torch.Tensor, table: torch.Tensor, *, k: int, bits: int | None = None,

@@ -18,8 +18,7 @@ import torch
 from suf.core.checks import check_bits, check_gate_input, check_range, ring_input
 from suf.core.ring import low_mask
 from suf.fss import compare
-from suf.fss import lut as fss_lut
-from suf.gates import select, tables
+from suf.gates import lut, select, tables
 from suf.mpc.gate import Bits, Call, Example, Gate, Input, Key, Layout, Open, Raw, register
 
 GATE_MIN_BITS = 14  # the index needs at least 8 bits of mantissa and a 6-bit exponent field
@@ -146,14 +145,9 @@ def keygen(dealer, r_in: torch.Tensor, *, n: int, d: int | None = None,
     """
     check_gate_input(r_in, n, "r_in", min_bits=GATE_MIN_BITS)
     lay = layout(r_in.shape, n=n, d=d)
-    flat = r_in.flatten()
-    k0, k1 = compare.keygen(flat, n, dealer.stream)
-    r_u = dealer.mask(flat.shape, 1)
-    dealer.deal(op, r_in.shape, lay.key(),
-                {"cmp": (compare.to_payload(k0), compare.to_payload(k1)), "r_u": r_u})
-    r_v = dealer.mask(flat.shape, n)
-    r_sel = select.keygen(dealer, r_u, r_v, bits=n, opened=False, op=f"{op}.select")
-    return ((2 * r_sel - r_v) & low_mask(n)).view(r_in.shape)
+    k0, k1 = compare.keygen(r_in.flatten(), n, dealer.stream)
+    return lut.deal_signed(dealer, op, r_in.shape, lay.key(), "cmp",
+                           (compare.to_payload(k0), compare.to_payload(k1)), n)
 
 
 def _signed_onehot_dot(key, v_hat: torch.Tensor, starts: torch.Tensor, values: torch.Tensor,
@@ -202,11 +196,9 @@ def eval(party, v_hat: torch.Tensor, *, n: int, d: int, op: str = "rsqrt") -> to
     starts, index = intervals(n, device=party.device)
     values = tables.rsqrt(d, device=party.device)[index]
     u, v = _signed_onehot_dot(k, v_hat.flatten(), starts, values, n, party.id)
-    u_share = fss_lut.sign_bit_share(u, party.id) ^ key["r_u"]
-    v_share = (v + sel_key["c0"]) & low_mask(n)  # c0 = <r_V>
+    u_share, v_share = lut.signed_shares(party, u, v, key["r_u"], sel_key, n)
     u_hat, v_hat_lut = _open_uv(party, u_share, v_share, n, lay.open("uv"))
-    s = select.share(party, u_hat, v_hat_lut, n, sel_key)
-    return ((2 * party.open(s, lay.open("out")) - v_hat_lut) & low_mask(n)).view(v_hat.shape)
+    return lut.unsign(party, u_hat, v_hat_lut, sel_key, n, lay.open("out")).view(v_hat.shape)
 
 
 def work(n: int, rows: int) -> dict:

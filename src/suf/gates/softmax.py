@@ -26,7 +26,6 @@ from suf.core.ring import Ring, low_mask
 from suf.gates import beaver, inverse, nexp, softmax_max, tr_with_slack
 from suf.gates.causal_matmul import pack_tril, unpack_tril
 from suf.gates.gelu import GATE_MIN_BITS
-from suf.gates.nexp import CLIP  # noqa: F401  (public: the models' padding check uses it)
 from suf.gates.softmax_max import reduced_bits
 from suf.mpc.gate import Call, Example, Gate, Input, Layout, Open, register
 

@@ -4,7 +4,7 @@ Every entry is a double-precision formula cast to an integer, i.e. truncated tow
 `fss/gpu_lut.h` (`genLUT<T, f>(bits, scaleIn, scaleOut)`) and LLAMA's `Rsqrt` table.  The tables
 are computed once in float64 on the CPU (IEEE division and square root are correctly rounded; every
 erf/exp value lies at least 3e-5 away from an integer, so libm differences cannot change an entry)
-and copied to the caller's device.  tests/test_reference_vectors.py checks them entry for entry
+and copied to the caller's device.  tests/gates/test_reference_vectors.py checks them entry for entry
 against SIGMA's own dumps.
 
 | table              | bits             | entry i                                             | used by   |

@@ -43,7 +43,7 @@ import suf.gates  # noqa: F401  (registers every gate)
 from suf.core.checks import check_range
 from suf.core.config import SCALE as F
 from suf.core.ring import Ring
-from suf.gates import softmax
+from suf.gates import nexp
 from suf.mpc import gate as gates
 
 META = torch.device("meta")
@@ -139,7 +139,7 @@ class ReferenceBackend(Backend):
         xs = self.ring.signed(out)
         low = torch.iinfo(torch.int64).min
         top = torch.where(pad, low, xs).max(dim=-1, keepdim=True).values  # unpadded row max
-        check_range(top - xs, softmax.CLIP, 1 << 62, "padding logit below the row max by the "
+        check_range(top - xs, nexp.CLIP, 1 << 62, "padding logit below the row max by the "
                     "nExp clip", layer=self.label("mask_logits"), violations=self.violations,
                     where=pad & (top != low))
         return out

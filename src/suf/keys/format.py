@@ -35,11 +35,6 @@ def sigma_padded_size(payload_bytes: int) -> int:
 
 
 # -- argument checks ---------------------------------------------------------------------------
-def check_party(party) -> int:
-    if isinstance(party, bool) or not isinstance(party, int) or party not in (0, 1):
-        raise ValueError(f"party must be 0 or 1, got {party!r}")
-    return party
-
 
 def check_ring_bits(bits) -> int:
     if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 64:

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import torch
 
+from suf.core.checks import check_party
 from suf.keys.format import (ChunkInfo, ChunkReader, KeyFileError, check_id, check_meta,
-                             check_op, check_party, check_ring_bits, check_shape, describe_ids,
+                             check_op, check_ring_bits, check_shape, describe_ids,
                              format_time, payload_buffer, view_bytes)
 
 MAGIC = b"\x89SUFKEY\n"  # high bit and newline catch 7-bit and text-mode mangling

@@ -7,8 +7,9 @@ import time
 
 import torch
 
+from suf.core.checks import check_party
 from suf.keys.format import (ChunkInfo, ChunkReader, KeyFileError, check_id, check_meta,
-                             check_op, check_party, check_ring_bits, check_shape, format_time,
+                             check_op, check_ring_bits, check_shape, format_time,
                              payload_buffer)
 
 

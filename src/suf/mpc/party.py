@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from suf.core.checks import check_party
 from suf.core.ring import low_mask
 from suf.mpc.dealer import key_op
 from suf.mpc.gate import Bits, Key, Open, Raw, Words
@@ -17,9 +18,7 @@ from suf.mpc.keyio import KeyParser, KeySource
 
 class Party:
     def __init__(self, party: int, transport, keys: KeySource, device="cpu"):
-        if party not in (0, 1):
-            raise ValueError(f"party must be 0 or 1, got {party!r}")
-        self.id = party
+        self.id = check_party(party)
         self.transport = transport
         self.keys = keys
         self.device = torch.device(device)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from suf.core.checks import check_party
 from suf.core.errors import HandshakeError, PeerError
 from suf.net.stats import Stats
 from suf.core.ring import pack, unpack
@@ -42,7 +43,7 @@ class Transport:
     """One party's end of the connection; build it with `listen`, `connect` or `local_pair`."""
 
     def __init__(self, sock: socket.socket, party: int, timeout: float = DEFAULT_TIMEOUT):
-        _check_party(party)
+        check_party(party)
         self.party = party
         self.timeout = timeout  # seconds a blocking call may go without progress
         self.stats = Stats()
@@ -324,7 +325,7 @@ def run_both(work: Callable[[int], object], transports) -> list:
 # -- hello records -------------------------------------------------------------------------------
 def _hello_record(party: int, hello: Mapping | None) -> dict:
     """The JSON record a party sends: protocol, version, party id, and the caller's fields."""
-    _check_party(party)
+    check_party(party)
     hello = {} if hello is None else hello
     if not isinstance(hello, Mapping):
         raise TypeError(f"hello must be a mapping of str to JSON values, got {type(hello).__name__}")
@@ -366,11 +367,6 @@ def _compare_hello(ours: dict, peer: dict) -> None:
 
 
 # -- checks --------------------------------------------------------------------------------------
-def _check_party(party) -> None:
-    if party not in (0, 1) or isinstance(party, bool):
-        raise ValueError(f"party must be 0 or 1, got {party!r}")
-
-
 def _check_timeout(timeout) -> None:
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")

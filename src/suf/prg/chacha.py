@@ -56,7 +56,7 @@ def chacha_block(key_words, counter, nonce_words=(0, 0), rounds: int = ROUNDS,
     Returns an int64 tensor of shape S + (16,) with the 32-bit output words.
     lanes32: compute in int32 lanes (wrapping adds, ~8x faster on the CPU); default: on the CPU
     only (CUDA keeps the int64 lanes, and its hot paths run the Triton kernels of suf.fss).
-    The two give identical bits (tests/test_prg.py).
+    The two give identical bits (tests/unit/test_prg.py).
     """
     if rounds % 2:
         raise ValueError("ChaCha needs an even number of rounds")

@@ -1,8 +1,12 @@
 """Triton ChaCha on uint32 lanes: the rounds and the block function shared by the DPF tree walks
 (suf.fss.kernels), and the dealer's stream kernel behind one dispatch function (`chacha_stream`,
-None without Triton or off CUDA; suf.prg.chacha.Stream falls back to its torch path).
+None without Triton or off CUDA; suf.prg.stream.Stream falls back to its torch path).  With
+TRITON_INTERPRET=1 (set before Triton is imported) the stream kernel also runs for CPU devices
+through Triton's interpreter, as suf.fss.kernels does (slow; for testing without a GPU).
 """
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -108,14 +112,16 @@ if triton is not None:
 def chacha_stream(key_words, counter: int, nblocks: int, nonce: int, device,
                   rounds: int = ROUNDS):
     """`nblocks` ChaCha blocks from block `counter` on as int64 (nblocks, 8): word j of a block is
-    output words 2j | 2j+1 << 32 (suf.prg.Stream.words64); None without Triton or off CUDA."""
+    output words 2j | 2j+1 << 32 (suf.prg.Stream.words64); None without Triton or off CUDA
+    (unless TRITON_INTERPRET=1: then the interpreter runs it on CPU tensors)."""
     check_rounds(rounds)
     if len(key_words) != 8 or not all(0 <= int(k) < 2**32 for k in key_words):
         raise ValueError("a ChaCha stream takes 8 key words of 32 bits")
     if not 0 <= nonce < 2**32 or counter < 0 or nblocks < 0 or counter + nblocks > 2**63:
         raise ValueError("stream counter or nonce out of range")
     device = torch.device(device)
-    if triton is None or device.type != "cuda":
+    interpret = os.environ.get("TRITON_INTERPRET") == "1"
+    if triton is None or (device.type != "cuda" and not interpret):
         return None
     out = torch.empty((nblocks, 8), dtype=INT64, device=device)
     if nblocks:
