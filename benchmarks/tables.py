@@ -32,21 +32,19 @@ def load(name: str) -> dict:
 
 
 def commit_label(res: dict) -> str:
-    """The commit as a table shows it.  Results from before provenance.stamp() carry a short
-    commit string (shown as it is); newer ones a full commit or null and a "tree" record: the short
-    commit, "+diff <hash>" for uncommitted changes, "+untracked" for untracked files under src/
-    or benchmarks/, or "src <hash>" where the tree had no git (the device machine)."""
+    """The tree as a table shows it.  Results from before provenance.stamp() carry a short commit
+    string (shown as it is); newer ones a full commit or null and a "tree" record: the short
+    commit when the tree was clean, else "src <hash>" (the content hash of src/), which names the
+    tree that ran even where the commit does not (uncommitted changes, no git, or the device
+    machine's stale copy of .git)."""
     tree = res.get("tree")
     if tree is None:
         return str(res.get("commit"))
-    if res.get("commit") is None:
+    dirty = tree.get("diff_sha256") or any(
+        p.startswith(("src/", "benchmarks/")) for p in tree.get("untracked") or [])
+    if res.get("commit") is None or dirty:
         return f"src {tree['src_sha256'][:12]}"
-    label = res["commit"][:7]
-    if tree.get("diff_sha256"):
-        label += f"+diff {tree['diff_sha256'][:8]}"
-    if any(p.startswith(("src/", "benchmarks/")) for p in tree.get("untracked") or []):
-        label += "+untracked"
-    return label
+    return res["commit"][:7]
 
 
 def suf_run_log(name: str) -> dict:
