@@ -6,6 +6,9 @@ An exchange is symmetric and full duplex: each side sends its packed share while
 peer's, with non-blocking I/O on one thread (SIGMA's `exchangeShares` sends on a second thread).
 Counters go to `Transport.stats` (see stats.py); the rules are in docs/transport.md.
 
+With a `TLSConfig` (tls.py) the socket is wrapped in TLS 1.3 with mutual authentication right after
+connect/accept, before the handshake; the counters count application bytes either way.
+
 A Transport is used by one thread at a time.  Every blocking call fails with `PeerError` after
 `timeout` seconds without progress (no byte moving either way), and a transport that failed once
 refuses further calls, since the two byte streams are no longer in step.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import selectors
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -25,6 +29,7 @@ import torch
 from suf.core.checks import check_party
 from suf.core.errors import HandshakeError, PeerError
 from suf.net.stats import Stats
+from suf.net.tls import PLAINTEXT_HINT, TLSConfig, tls_reason
 from suf.core.ring import pack, unpack
 
 PROTOCOL = "suf.net"
@@ -33,10 +38,8 @@ MAGIC = b"SUFN"
 DEFAULT_TIMEOUT = 60.0
 MAX_HELLO_BYTES = 1 << 16
 _RETRY_S = 0.05  # pause between connection attempts
-
-
-
-
+LINGER_S = 1.0  # a party that refuses the TLS handshake waits this long for the peer to read why
+_TLS_RECORD = (b"\x15\x03", b"\x16\x03")  # a TLS alert or handshake record's first bytes
 
 
 class Transport:
@@ -56,6 +59,7 @@ class Transport:
         self._sel.register(sock, selectors.EVENT_READ)
         self._failed: str | None = None
         self._pinned: dict[str, torch.Tensor] = {}
+        self.tls: dict | None = None  # {"version", "cipher"} once a TLS handshake succeeded
 
     @property
     def timeout(self) -> float:
@@ -69,24 +73,28 @@ class Transport:
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
     def listen(cls, host: str, port: int, party: int = 0, hello: Mapping | None = None,
-               timeout: float = DEFAULT_TIMEOUT) -> "Transport":
-        """Wait up to `timeout` s for the peer to connect on host:port, then shake hands."""
+               timeout: float = DEFAULT_TIMEOUT, tls: TLSConfig | None = None) -> "Transport":
+        """Wait up to `timeout` s for the peer to connect on host:port, then (with `tls`) the TLS
+        handshake as the server, then shake hands."""
         record = _hello_record(party, hello)
         _check_timeout(timeout)
+        ctx = tls.context(party) if tls is not None else None
         with socket.create_server((host, port)) as server:
             server.settimeout(timeout)
             try:
                 sock, _ = server.accept()
             except socket.timeout:
                 raise PeerError(f"no peer connected to {host}:{port} within {timeout:g} s") from None
-        return cls._open(sock, record, timeout)
+        return cls._open(sock, record, timeout, ctx)
 
     @classmethod
     def connect(cls, host: str, port: int, party: int = 1, hello: Mapping | None = None,
-                timeout: float = DEFAULT_TIMEOUT) -> "Transport":
-        """Connect to host:port, retrying until `timeout` s (the peer may not listen yet)."""
+                timeout: float = DEFAULT_TIMEOUT, tls: TLSConfig | None = None) -> "Transport":
+        """Connect to host:port, retrying until `timeout` s (the peer may not listen yet), then
+        (with `tls`) the TLS handshake as the client, then shake hands."""
         record = _hello_record(party, hello)
         _check_timeout(timeout)
+        ctx = tls.context(party) if tls is not None else None
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -99,26 +107,93 @@ class Transport:
                     raise PeerError(f"could not connect to {host}:{port} within {timeout:g} s "
                                     f"(last error: {e})") from e
                 time.sleep(min(_RETRY_S, left))
-        return cls._open(sock, record, timeout)
+        return cls._open(sock, record, timeout, ctx)
 
     @classmethod
-    def _open(cls, sock: socket.socket, record: dict, timeout: float) -> "Transport":
+    def _open(cls, sock: socket.socket, record: dict, timeout: float,
+              ctx: ssl.SSLContext | None = None) -> "Transport":
+        if ctx is not None:
+            sock = ctx.wrap_socket(sock, server_side=record["party"] == 0,
+                                   do_handshake_on_connect=False)
         t = cls(sock, record["party"], timeout)
         try:
+            if ctx is not None:
+                t._tls_handshake()
             t._handshake(record)
         except BaseException:
+            if ctx is not None:
+                t._linger()
             t.close()
             raise
         return t
+
+    def _tls_handshake(self) -> None:
+        """The TLS handshake on the non-blocking socket; HandshakeError on a TLS failure,
+        PeerError when the peer stalls or goes away.  Its time counts as comm time in the scope
+        "handshake" (phase setup); its bytes are TLS's own and are not counted."""
+        sock, sel = self._sock, self._sel
+        start = last = time.monotonic()
+        while True:
+            try:
+                sock.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                events = selectors.EVENT_READ
+            except ssl.SSLWantWriteError:
+                events = selectors.EVENT_WRITE
+            except ssl.SSLError as e:
+                self._failed = "TLS handshake failed"
+                raise HandshakeError(f"TLS handshake: {tls_reason(e)}") from None
+            except OSError as e:
+                self._failed = "TLS handshake failed"
+                raise PeerError(f"TLS handshake: the connection to the peer broke ({e}); "
+                                f"if the peer refused it, see its error") from None
+            sel.modify(sock, events)
+            wait = self.timeout - (time.monotonic() - last)
+            if wait <= 0 or not sel.select(wait):
+                self._failed = "TLS handshake stalled"
+                raise PeerError(f"TLS handshake: no progress for {self.timeout:g} s, the peer "
+                                f"stalled")
+            last = time.monotonic()
+        sel.modify(sock, selectors.EVENT_READ)
+        self.tls = {"version": sock.version(), "cipher": sock.cipher()[0]}
+        with self.stats.scope(op="handshake", phase="setup"):
+            self.stats.record(comm_s=time.monotonic() - start)
+
+    def _linger(self) -> None:
+        """After a refused TLS handshake: stop sending and read until the peer closes (at most
+        LINGER_S), so that the TLS alert reaches it instead of a reset that would drop it."""
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            raw = socket.socket(fileno=sock.fileno())  # the TCP socket under the TLS layer
+            try:
+                raw.shutdown(socket.SHUT_WR)
+                raw.settimeout(LINGER_S)
+                deadline = time.monotonic() + LINGER_S
+                while time.monotonic() < deadline and raw.recv(1 << 16):
+                    pass
+            finally:
+                raw.detach()
+        except OSError:
+            pass
 
     def _handshake(self, record: dict) -> None:
         """Swap hello records (magic, u32 length, JSON) and refuse any difference."""
         body = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
         with self.stats.scope(op="handshake", phase="setup"):
             head = bytearray(8)
-            dt = self._io(memoryview(MAGIC + struct.pack("<I", len(body))), memoryview(head),
-                          "handshake header")
+            try:
+                dt = self._io(memoryview(MAGIC + struct.pack("<I", len(body))), memoryview(head),
+                              "handshake header")
+            except PeerError as e:
+                self._tls_mismatch(head, e)
+                raise
             self.stats.record(sent=8, recv=8, exchanges=1, comm_s=dt)
+            if head[:2] in _TLS_RECORD and self.tls is None:
+                raise HandshakeError(f"the peer speaks TLS and this party does not: "
+                                     f"{PLAINTEXT_HINT}")
             if head[:4] != MAGIC:
                 raise HandshakeError(f"the peer is not a suf transport: it sent {bytes(head)!r}, "
                                      f"expected the magic {MAGIC!r}")
@@ -127,7 +202,11 @@ class Transport:
                 raise HandshakeError(f"the peer's hello record has {size} bytes, more than "
                                      f"{MAX_HELLO_BYTES}")
             peer_body = bytearray(size)
-            dt = self._io(memoryview(body), memoryview(peer_body), "handshake record")
+            try:
+                dt = self._io(memoryview(body), memoryview(peer_body), "handshake record")
+            except PeerError as e:
+                self._tls_mismatch(b"", e)
+                raise
             self.stats.record(sent=len(body), recv=size, exchanges=1, comm_s=dt)
         try:
             peer = json.loads(peer_body)
@@ -137,6 +216,17 @@ class Transport:
             raise HandshakeError("the peer's hello record is not a JSON object")
         _compare_hello(record, peer)
         self.peer_hello = peer
+
+    def _tls_mismatch(self, head: bytes, e: PeerError) -> None:
+        """A handshake that failed because one side speaks TLS and the other does not, or
+        because the peer refused this party's certificate: raise a HandshakeError saying so."""
+        if isinstance(e.__cause__, ssl.SSLError):
+            raise HandshakeError(f"handshake: {tls_reason(e.__cause__)}") from None
+        if self.tls is None and bytes(head[:2]) in _TLS_RECORD:
+            raise HandshakeError(f"the peer speaks TLS and this party does not: "
+                                 f"{PLAINTEXT_HINT}") from None
+        if self.tls is None and "closed the connection" in str(e):
+            raise PeerError(f"{e}; if the peer uses TLS: {PLAINTEXT_HINT}") from None
 
     # -- data ------------------------------------------------------------------------------------
     def exchange(self, buf: torch.Tensor) -> torch.Tensor:
@@ -211,6 +301,7 @@ class Transport:
         sent = got = 0
         start = last = time.monotonic()
         watching = sel.get_key(sock).events
+        tls = self.tls is not None
 
         def error(reason: str) -> PeerError:
             self._failed = reason
@@ -236,8 +327,15 @@ class Transport:
                         n = sock.recv_into(inp[got:])
                         got += n
                         last = time.monotonic()
-                except (BlockingIOError, InterruptedError):
+                        # TLS decrypts whole records: bytes it holds are not seen by select
+                        while n and got < len(inp) and tls and sock.pending():
+                            n = sock.recv_into(inp[got:])
+                            got += n
+                except (BlockingIOError, InterruptedError, ssl.SSLWantReadError,
+                        ssl.SSLWantWriteError):
                     continue
+                except ssl.SSLError as e:
+                    raise error(f"TLS failed ({tls_reason(e)})") from e
                 except OSError as e:
                     raise error(f"the connection to the peer broke ({e})") from e
                 if n == 0:
