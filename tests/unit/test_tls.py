@@ -17,6 +17,8 @@ from suf.runtime.certs import FILES, make_certs, party_tls
 
 from test_net import HELLO, both, free_port, strip
 
+pytest.importorskip("cryptography")
+
 TIMEOUT = 10
 
 

@@ -5,6 +5,7 @@
   suf deal --model M --seq L    the dealer alone: deployment and key files into a directory
   suf serve --party 0|1 ...     one party (P0 listens and loads the weights; P1 connects with input)
   suf gate NAME [options]       one registered gate between two processes, with its cost report
+  suf certs --out DIR           test TLS certificates: a CA and one certificate + key per party
   suf demo                      a few gates between two processes (CPU)
 
 Errors of the input (options, files, models, peers) are one line, `suf: error: ...`, exit code 2.
@@ -14,10 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from suf.cli import deal, demo, gate, plan, run, serve
+from suf.cli import certs, deal, demo, gate, plan, run, serve
 from suf.core.errors import SufError
 
-COMMANDS = (run, plan, deal, serve, gate, demo)
+COMMANDS = (run, plan, deal, serve, gate, demo, certs)
 
 
 def parser() -> argparse.ArgumentParser:

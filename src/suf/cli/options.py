@@ -77,3 +77,34 @@ def loading(what: str):
         raise InputError(f"{what}: {detail}") from e
     except (ValueError, TypeError) as e:
         raise InputError(f"{what}: {e}") from e
+
+
+def add_tls_options(p) -> None:
+    """--cert, --key, --peer-ca and --insecure-plaintext (`suf serve`)."""
+    p.add_argument("--cert", help="TLS: this party's certificate (PEM; `suf certs` makes test ones)")
+    p.add_argument("--key", help="TLS: this party's private key (PEM)")
+    p.add_argument("--peer-ca", help="TLS: the CA certificate (PEM) that signed the peer's "
+                                     "certificate; the only one trusted")
+    p.add_argument("--insecure-plaintext", action="store_true",
+                   help="allow a plaintext channel to a peer that is not on loopback (warns)")
+
+
+def tls_config(args, peer_address: str):
+    """The TLSConfig of the --cert, --key, --peer-ca options (all three or none), after the
+    policy: TLS whenever certificates are given; without them, plaintext on loopback only,
+    unless --insecure-plaintext (which prints a warning)."""
+    import sys
+
+    from suf.net.tls import TLSConfig
+    from suf.runtime.serving import channel_policy
+
+    names = {"--cert": args.cert, "--key": args.key, "--peer-ca": args.peer_ca}
+    given = [n for n, v in names.items() if v is not None]
+    if given and len(given) < 3:
+        missing = ", ".join(n for n in names if names[n] is None)
+        raise InputError(f"--cert, --key and --peer-ca go together: missing {missing}")
+    tls = TLSConfig(args.cert, args.key, args.peer_ca) if given else None
+    if channel_policy(peer_address, tls, args.insecure_plaintext) == "insecure-plaintext":
+        print(f"suf: warning: plaintext channel with --peer {peer_address}: whoever is on the "
+              f"network path can read and change every value exchanged", file=sys.stderr)
+    return tls

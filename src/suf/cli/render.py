@@ -100,6 +100,9 @@ def run_report(result: dict, device: str) -> None:
     diff = (result["output"] - result["float"]).abs().max().item()
     con.print(f"secure == reference bit for bit: [bold]{result['equal']}[/bold];  "
               f"max |secure - float| = {diff:.4g}")
+    ch = result["parties"][0].get("channel", "plaintext")
+    con.print("channel P0 <-> P1: " + (f"{ch['version']} {ch['cipher']}, mutual authentication"
+                                       if isinstance(ch, dict) else ch))
     if "embedding" in result:
         import torch
 

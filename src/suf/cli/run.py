@@ -3,6 +3,7 @@ the model owner (P0) and the client (P1) run as two processes over TCP on localh
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from suf.cli import render
 from suf.cli.options import loading, positive_int, seconds, torch_device
@@ -31,6 +32,11 @@ def add_parser(sub) -> None:
     p.add_argument("--key-dir", default=None,
                    help="where the one-time key files go (default: the system's temp directory; "
                         "/dev/shm keeps them in RAM)")
+    p.add_argument("--tls", action="store_true",
+                   help="the two parties talk TLS 1.3 (mutual authentication) with certificates "
+                        "made for this run (default: plaintext, both are on localhost)")
+    p.add_argument("--certs", metavar="DIR", default=None,
+                   help="TLS with the certificates `suf certs --out DIR` wrote")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=run)
 
@@ -66,12 +72,23 @@ def run(args) -> int:
 
     if args.text is not None and args.ids is not None:
         raise InputError("give either --text or --ids, not both")
+    tls = None
+    if args.certs is not None:
+        from suf.runtime.certs import FILES
+
+        missing = [f for f in FILES if not (Path(args.certs) / f).is_file()]
+        if missing:
+            raise InputError(f"--certs {args.certs}: no {', '.join(missing)} there "
+                             f"(`suf certs --out DIR` writes them)")
+        tls = args.certs
+    elif args.tls:
+        tls = True
     with loading(f"--model {args.model}"):
         model = load_model(args.model, bits=args.bits)
     batch = batch_of(model, args)
     job = ModelJob(model, *batch.shape, name=args.model)
     result = run_job(job, batch, device=args.device, timeout=args.timeout,
-                     work_dir=args.key_dir)
+                     work_dir=args.key_dir, tls=tls)
     if args.json:
         render.run_json(result)
     else:

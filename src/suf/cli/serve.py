@@ -1,6 +1,8 @@
 """`suf serve`: one party of the job its key file was dealt for.  P0 (the model owner) listens
 at --peer and, for a model, publishes its masked weights (--deployment); P1 (the client)
-connects with its input (--text or --ids) and gets the output.  Keys of a gate (as `suf gate`
+connects with its input (--text or --ids) and gets the output.  The channel is TLS 1.3 with mutual
+authentication when --cert, --key and --peer-ca are given; a peer that is not on loopback needs
+them (or --insecure-plaintext).  Keys of a gate (as `suf gate`
 deals them) take --seed, the seed both parties draw the gate's example inputs from."""
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import json
 from pathlib import Path
 
 from suf.cli import render
-from suf.cli.options import loading, peer, seconds, seed, torch_device
+from suf.cli.options import (add_tls_options, loading, peer, seconds, seed, tls_config,
+                             torch_device)
 from suf.core.errors import InputError
 
 MODEL_OPTIONS = ("model", "bits", "deployment", "text", "ids")
@@ -31,6 +34,7 @@ def add_parser(sub) -> None:
     p.add_argument("--timeout", type=seconds, default=60.0,
                    help="seconds to wait for the peer")
     p.add_argument("--result", help="write the result JSON here (else P1 prints its output)")
+    add_tls_options(p)
     p.set_defaults(run=run)
 
 
@@ -74,6 +78,7 @@ def run(args) -> int:
     from suf.keys import inspect_key_file
     from suf.runtime import from_keys, serve
 
+    tls = tls_config(args, args.peer)
     with loading("--keys"):
         meta = inspect_key_file(args.keys).meta
     if "gate" in meta:
@@ -84,7 +89,7 @@ def run(args) -> int:
     else:
         job, source = _model_job(args, meta)
     result = serve(args.party, job, args.keys, args.peer, job.values(source),
-                   device=args.device, timeout=args.timeout)
+                   device=args.device, timeout=args.timeout, tls=tls)
     if args.result:
         Path(args.result).write_text(json.dumps(result))
     elif args.party == 1:

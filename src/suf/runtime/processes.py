@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from suf.core.errors import InputError, SufError
+from suf.runtime.certs import make_certs
 from suf.runtime.dealing import deal, key_file
 
 SLACK_S = 120.0  # beyond the transport timeout: the parties' start (imports, model loading)
@@ -75,17 +76,25 @@ def wait_parties(procs, logs, timeout: float) -> None:
         raise (RuntimeError("\n".join(errors)) if crashed else PartyError("; ".join(errors)))
 
 
-def run(job, source, *, device="cpu", timeout: float = 60.0, work_dir=None) -> dict:
+def run(job, source, *, device="cpu", timeout: float = 60.0, work_dir=None, tls=None) -> dict:
     """Deal `job`, then P0 and P1 as two processes on localhost; `source`: what the inputs come
     from (`job.values`).  Returns `job.outcome(source, output)` with the dealing info
     ("dealing") and both parties' reports ("parties").  `timeout`: the parties' transport
     timeout.  work_dir: where the key files go (a fresh temporary directory inside it, removed
-    afterwards; e.g. /dev/shm keeps them in RAM)."""
+    afterwards; e.g. /dev/shm keeps them in RAM).  tls: None (plaintext on localhost), True (TLS
+    with a CA and certificates made for this run in the temporary directory) or a directory of
+    certificates as `suf certs` writes it (ca.pem, p0.pem, p0.key, p1.pem, p1.key)."""
     if work_dir is not None and not Path(work_dir).is_dir():
         raise InputError(f"the key directory {work_dir} does not exist")
     with tempfile.TemporaryDirectory(prefix="suf-run-", dir=work_dir) as tmp:
         d = Path(tmp)
         info = deal(job, d, device)
+        certs = None
+        if tls is True:
+            certs = d / "certs"
+            make_certs(certs)
+        elif tls is not None:
+            certs = Path(tls)
         port = free_port()
         logs = [d / f"party{p}.log" for p in (0, 1)]
         with contextlib.ExitStack() as stack:
@@ -96,6 +105,9 @@ def run(job, source, *, device="cpu", timeout: float = 60.0, work_dir=None) -> d
                        "--device", str(device), "--timeout", str(timeout),
                        "--result", str(d / f"result.p{p}.json"),
                        *job.serve_options(p, source, d)]
+                if certs is not None:
+                    cmd += ["--cert", str(certs / f"p{p}.pem"), "--key", str(certs / f"p{p}.key"),
+                            "--peer-ca", str(certs / "ca.pem")]
                 err = stack.enter_context(open(logs[p], "w"))
                 procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err,
                                               env=party_env()))

@@ -8,6 +8,7 @@ counted apart), a sync, the online phase (timed), and P1 unmasks the output with
 """
 from __future__ import annotations
 
+import ipaddress
 import time
 
 import torch
@@ -16,6 +17,7 @@ from suf.core.errors import InputError, SufError
 from suf.core.ring import low_mask
 from suf.keys import KeyFileReader
 from suf.mpc.party import Party
+from suf.net.tls import TLSConfig
 from suf.net.transport import Transport
 from suf.runtime.jobs import OUTPUT_MASK, read_masks
 
@@ -26,6 +28,36 @@ def parse_peer(peer: str) -> tuple[str, int]:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(f"peer must be HOST:PORT with a port in 1..65535, got {peer!r}")
     return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine's loopback interface ("localhost", 127.0.0.0/8, ::1).
+    A listening address such as 0.0.0.0 is not: it accepts peers from the network."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def channel_policy(peer: str, tls: TLSConfig | None, insecure_plaintext: bool = False) -> str:
+    """The channel a party uses with `peer` (HOST:PORT): "tls" when it has certificates;
+    "plaintext" on loopback; for any other peer without certificates, InputError unless
+    `insecure_plaintext` ("insecure-plaintext": the caller warns)."""
+    host, _ = parse_peer(peer)
+    if tls is not None:
+        if insecure_plaintext:
+            raise InputError("--insecure-plaintext and certificates (--cert, --key, --peer-ca) "
+                             "contradict each other: give one or the other")
+        return "tls"
+    if is_loopback(host):
+        return "plaintext"
+    if insecure_plaintext:
+        return "insecure-plaintext"
+    raise InputError(f"the peer address {host} is not loopback, so the channel needs TLS: give "
+                     f"--cert, --key and --peer-ca (make test ones with `suf certs --out DIR`), "
+                     f"or --insecure-plaintext to send in the clear")
 
 
 def ready(party: Party) -> None:
@@ -67,9 +99,10 @@ def load_keys(reader: KeyFileReader, dev: torch.device):
 
 
 def serve(party: int, job, keys, peer: str, values=None, *, device="cpu",
-          timeout: float = 60.0) -> dict:
+          timeout: float = 60.0, tls: TLSConfig | None = None) -> dict:
     """One party of `job` with its key file `keys`: P0 listens at `peer` (HOST:PORT), P1
-    connects to it.  `values`: the party's cleartext inputs (`job.values(source)`).  Returns the
+    connects to it; over TLS 1.3 with mutual authentication when `tls` is given (the policy of
+    when it must be is `channel_policy`'s, applied by the caller).  `values`: the party's cleartext inputs (`job.values(source)`).  Returns the
     party's measured cost report (and P1's output, ring values)."""
     host, port = parse_peer(peer)
     dev = torch.device(device)
@@ -77,9 +110,11 @@ def serve(party: int, job, keys, peer: str, values=None, *, device="cpu",
         hello = {"dealing_id": reader.dealing_id.hex(), "model_hash": reader.model_hash.hex()}
         try:
             if party == 0:
-                transport = Transport.listen(host, port, party=0, hello=hello, timeout=timeout)
+                transport = Transport.listen(host, port, party=0, hello=hello, timeout=timeout,
+                                             tls=tls)
             else:
-                transport = Transport.connect(host, port, party=1, hello=hello, timeout=timeout)
+                transport = Transport.connect(host, port, party=1, hello=hello, timeout=timeout,
+                                              tls=tls)
         except OSError as e:
             if isinstance(e, SufError):
                 raise
@@ -89,6 +124,7 @@ def serve(party: int, job, keys, peer: str, values=None, *, device="cpu",
             y, online_s = run_party(p, job, values)
         result = {"party": party, "online_s": online_s, "key_load_s": load_s,
                   "keys_in": "file" if keys_in is reader else str(dev),
+                  "channel": transport.tls or "plaintext",
                   "stats": transport.stats.to_dict()}
     if party == 1:
         result["output"] = y.cpu().tolist()
