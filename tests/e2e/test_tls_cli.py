@@ -83,6 +83,14 @@ def test_non_loopback_peer_without_certificates_is_refused():
     assert code == 2 and "not loopback" in _error_line(err)
 
 
+def test_serve_api_applies_the_policy(tmp_path):
+    from suf.core.errors import InputError
+    from suf.runtime import serve
+
+    with pytest.raises(InputError, match="not loopback"):
+        serve(1, JOB, tmp_path / "k.suk", "192.0.2.7:7000", None)
+
+
 def test_policy_options(certs, capsys):
     # --insecure-plaintext warns, then the command goes on (here: to the missing key file)
     assert main(["serve", "--party", "1", "--peer", "192.0.2.7:7000", "--keys", "/no/k.suk",

@@ -89,7 +89,8 @@ def run(args) -> int:
     else:
         job, source = _model_job(args, meta)
     result = serve(args.party, job, args.keys, args.peer, job.values(source),
-                   device=args.device, timeout=args.timeout, tls=tls)
+                   device=args.device, timeout=args.timeout, tls=tls,
+                   insecure_plaintext=args.insecure_plaintext)
     if args.result:
         Path(args.result).write_text(json.dumps(result))
     elif args.party == 1:

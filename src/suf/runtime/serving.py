@@ -99,12 +99,14 @@ def load_keys(reader: KeyFileReader, dev: torch.device):
 
 
 def serve(party: int, job, keys, peer: str, values=None, *, device="cpu",
-          timeout: float = 60.0, tls: TLSConfig | None = None) -> dict:
+          timeout: float = 60.0, tls: TLSConfig | None = None,
+          insecure_plaintext: bool = False) -> dict:
     """One party of `job` with its key file `keys`: P0 listens at `peer` (HOST:PORT), P1
-    connects to it; over TLS 1.3 with mutual authentication when `tls` is given (the policy of
-    when it must be is `channel_policy`'s, applied by the caller).  `values`: the party's cleartext inputs (`job.values(source)`).  Returns the
+    connects to it; over TLS 1.3 with mutual authentication when `tls` is given, which a peer
+    that is not on loopback requires unless `insecure_plaintext` (`channel_policy`).  `values`: the party's cleartext inputs (`job.values(source)`).  Returns the
     party's measured cost report (and P1's output, ring values)."""
     host, port = parse_peer(peer)
+    channel_policy(peer, tls, insecure_plaintext)
     dev = torch.device(device)
     with KeyFileReader(keys, party, model_hash=job.key_hash(), ring_bits=job.bits) as reader:
         hello = {"dealing_id": reader.dealing_id.hex(), "model_hash": reader.model_hash.hex()}
