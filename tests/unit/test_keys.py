@@ -119,9 +119,36 @@ def test_used_stamp_is_on_disk_and_refuses_a_second_open(tmp_path):
             KeyFileReader(path, 0)
     with open(path, "rb") as f:  # a fresh handle sees the same stamp
         assert int.from_bytes(f.read(PREAMBLE_SIZE)[160:168], "little") == stamp
-    with KeyFileReader(path, 0, insecure_allow_reuse=True) as r:  # benchmarks only
+    with pytest.warns(UserWarning, match="INSECURE"), \
+            KeyFileReader(path, 0, insecure_allow_reuse=True) as r:  # benchmarks only
         assert r.used_before_ns == stamp and r.next("op0[n=0]") == b""
     assert inspect_key_file(path).used_at_ns == stamp  # the first use is kept
+
+
+def test_deployment_files_are_reused_one_time_files_are_not(tmp_path):
+    """A deployment file (masks reused by design) opens any number of times, unstamped; each
+    kind of reader refuses the other kind of file."""
+    dep, keys = tmp_path / "dep", tmp_path / "keys"
+    with KeyFileWriter(dep, 0, 50, DEAL, MODEL, {"names": ["w"]}, kind="deployment") as w:
+        w.add("weight-masks", (2,), bytes(16))
+    _write(keys, _chunks())
+    assert inspect_key_file(dep).meta == {"names": ["w"], "kind": "deployment"}
+    for _ in range(3):
+        with KeyFileReader(dep, 0, kind="deployment") as r:
+            assert r.used_before_ns == 0 and r.next("weight-masks") == bytes(16)
+    assert inspect_key_file(dep).used_at_ns == 0  # never stamped
+    with pytest.raises(KeyFileError, match="is a deployment file .* not one-time keys"):
+        KeyFileReader(dep, 0)
+    with pytest.raises(KeyFileError, match="holds one-time keys, not a deployment"):
+        KeyFileReader(keys, 0, kind="deployment")
+    assert inspect_key_file(keys).used_at_ns == 0  # the refusal left it unused
+    KeyFileReader(keys, 0).close()
+    with pytest.raises(KeyFileError, match="already used"):
+        KeyFileReader(keys, 0)
+    with pytest.raises(ValueError, match="kind"):
+        KeyFileWriter(tmp_path / "x", 0, 50, DEAL, MODEL, {"kind": "deployment"})
+    with pytest.raises(ValueError, match="kind must be"):
+        KeyFileReader(keys, 0, kind="reusable")
 
 
 def test_concurrent_opens_one_wins(tmp_path):
@@ -292,7 +319,8 @@ def test_load_reads_every_chunk_into_memory_and_verifies_it(tmp_path):
     assert keys.remaining == 0
     with pytest.raises(KeyFileError, match="already used"):
         KeyFileReader(path, 0)  # the file stays used
-    r = KeyFileReader(path, 0, insecure_allow_reuse=True)
+    with pytest.warns(UserWarning, match="INSECURE"):
+        r = KeyFileReader(path, 0, insecure_allow_reuse=True)
     for op, _, _ in chunks:
         r.next(op)
     assert r.load("cpu").remaining == 0  # nothing left to load

@@ -2,8 +2,9 @@
 
   suf run --model M --text T    secure inference: dealer, then P0 and P1 as processes on localhost
   suf plan --model M --seq L    predicted comm, exchanges, key bytes and memory, without running
-  suf deal --model M --seq L    the dealer alone: deployment and key files into a directory
-  suf serve --party 0|1 ...     one party (P0 listens and loads the weights; P1 connects with input)
+  suf deal --model M --seq L    the dealer alone: deployment, key files and client bundle
+  suf serve --party 0|1 ...     one party (P0 listens and loads the weights; P1 connects with its
+                                input and the client bundle)
   suf gate NAME [options]       one registered gate between two processes, with its cost report
   suf certs --out DIR           test TLS certificates: a CA and one certificate + key per party
   suf demo                      a few gates between two processes (CPU)

@@ -1,6 +1,8 @@
 """`suf deal`: the dealer alone.  Writes into a directory the model owner's deployment file
 (deployment.p0.suk: the weight masks), both parties' one-time key files for one inference of
-(model, --batch, --seq) (keys.p0.suk, keys.p1.suk) and dealing.json; prints dealing.json."""
+(model, --batch, --seq) (keys.p0.suk, keys.p1.suk), the client bundle (client.bundle: the
+model's shapes, tokenizer and embedding tables, all the client holds of it) and dealing.json;
+prints dealing.json."""
 from __future__ import annotations
 
 from suf.cli import render

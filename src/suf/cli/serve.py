@@ -1,8 +1,9 @@
 """`suf serve`: one party of the job its key file was dealt for.  P0 (the model owner) listens
-at --peer and, for a model, publishes its masked weights (--deployment); P1 (the client)
-connects with its input (--text or --ids) and gets the output.  The channel is TLS 1.3 with mutual
-authentication when --cert, --key and --peer-ca are given; a peer that is not on loopback needs
-them (or --insecure-plaintext).  Keys of a gate (as `suf gate`
+at --peer and, for a model, loads it (--model) and publishes its masked weights (--deployment);
+P1 (the client) runs from the client bundle (--bundle: the model's shapes, embedding tables and
+tokenizer, no other weight), connects with its input (--text or --ids) and gets the output.  The
+channel is TLS 1.3 with mutual authentication when --cert, --key and --peer-ca are given; a peer
+that is not on loopback needs them (or --insecure-plaintext).  Keys of a gate (as `suf gate`
 deals them) take --seed, the seed both parties draw the gate's example inputs from."""
 from __future__ import annotations
 
@@ -14,19 +15,21 @@ from suf.cli.options import (add_tls_options, loading, peer, seconds, seed, tls_
                              torch_device)
 from suf.core.errors import InputError
 
-MODEL_OPTIONS = ("model", "bits", "deployment", "text", "ids")
+MODEL_OPTIONS = ("model", "bits", "deployment", "bundle", "text", "ids")
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("serve", help="one party: P0 listens and loads the weights, P1 connects",
+    p = sub.add_parser("serve", help="one party: P0 listens and loads the weights, P1 connects "
+                                     "with the client bundle",
                        description=__doc__)
     p.add_argument("--party", type=int, choices=(0, 1), required=True)
     p.add_argument("--peer", type=peer, required=True,
                    help="HOST:PORT (P0 listens there, P1 connects to it)")
     p.add_argument("--keys", required=True, help="this party's key file")
-    p.add_argument("--model", help="model keys: the model, as `suf run --model`")
-    p.add_argument("--bits", type=int, default=None, help="model keys: the ring Z_2^bits")
+    p.add_argument("--model", help="model keys, P0: the model, as `suf run --model`")
+    p.add_argument("--bits", type=int, default=None, help="model keys, P0: the ring Z_2^bits")
     p.add_argument("--deployment", help="model keys, P0: the deployment file from `suf deal`")
+    p.add_argument("--bundle", help="model keys, P1: the client bundle from `suf deal`")
     p.add_argument("--text", action="append", help="model keys, P1: input text(s)")
     p.add_argument("--ids", help="model keys, P1: token ids as JSON [[...], ...]")
     p.add_argument("--seed", type=seed, help="gate keys: the inputs' seed (64 hex digits)")
@@ -45,33 +48,38 @@ def _refuse(args, names, why: str) -> None:
 
 
 def _model_job(args, meta: dict):
-    """The job of model keys and the party's source: P0's deployment, P1's Batch."""
-    from suf.models import load_model
+    """The job of model keys and the party's source: P0's deployment, P1's Batch.  The client
+    never loads the model: its part (spec, embedding tables, tokenizer) is in the bundle."""
+    from suf.models import load_model, read_bundle
     from suf.runtime import Deployment, from_keys
 
     _refuse(args, ("seed",), "model keys")
-    if args.model is None:
-        raise InputError(f"these keys are for the model {meta.get('model')}: pass --model")
     if args.party == 0:
-        _refuse(args, ("text", "ids"), "the model owner (P0)")
+        _refuse(args, ("text", "ids", "bundle"), "the model owner (P0)")
+        if args.model is None:
+            raise InputError(f"these keys are for the model {meta.get('model')}: pass --model")
         if args.deployment is None:
             raise InputError("the model owner (P0) needs its deployment file (--deployment)")
-    else:
-        _refuse(args, ("deployment",), "the client (P1)")
-        if (args.text is None) == (args.ids is None):
-            raise InputError("the client (P1) gives either --text or --ids")
-    with loading(f"--model {args.model}"):
-        model = load_model(args.model, bits=args.bits)
-    if args.party == 0:
+        with loading(f"--model {args.model}"):
+            model = load_model(args.model, bits=args.bits)
         with loading("--deployment"):
             deployment = Deployment.read(model, args.deployment)
         return from_keys(meta, model, deployment), None
-    job = from_keys(meta, model)
+    _refuse(args, ("deployment", "model", "bits"),
+            "the client (P1), which runs from the client bundle (--bundle)")
+    if args.bundle is None:
+        raise InputError("the client (P1) needs the client bundle (--bundle) that `suf deal` "
+                         "writes beside the keys")
+    if (args.text is None) == (args.ids is None):
+        raise InputError("the client (P1) gives either --text or --ids")
+    with loading("--bundle"):
+        client = read_bundle(args.bundle)
+    job = from_keys(meta, client)
     if args.ids is not None:
         with loading("--ids"):
-            return job, model.batch(json.loads(args.ids), job.length)
+            return job, client.batch(json.loads(args.ids), job.length)
     with loading("--text"):
-        return job, model.tokenize(args.text, job.length)
+        return job, client.tokenize(args.text, job.length)
 
 
 def run(args) -> int:

@@ -11,6 +11,14 @@ The writer streams chunks to a temporary file in the target directory, patches t
 `close()` and only then renames the file into place.  The reader refuses a file whose size does not
 match its preamble, marks the file used on disk (flushed) before it maps any key material, and
 checks each chunk's blake2b-256 when the chunk is handed out.
+
+Two kinds of file, named in the index's meta ("kind", checksummed with the index):
+  one-time     (the default; no "kind" in the meta) FSS keys and masks of one dealing: the reader
+               stamps the file used and refuses it ever after
+  deployment   masks reused by design by every inference of a deployment (a model's weight masks
+               r_W, suf.runtime.deployment): opened any number of times, never stamped
+A reader asks for the kind it expects and refuses the other one, so a deployment file is never
+taken for keys, nor one-time keys for a deployment.
 """
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ import os
 import secrets
 import struct
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +54,8 @@ _HEADER = struct.Struct("<8sIIBBHI16s32sQQQ32s")
 _HEADER_SUM = slice(_HEADER.size, _HEADER.size + DIGEST)  # blake2b-256 of bytes [0, 128)
 _USED_AT = struct.Struct("<Q")  # ns since the epoch of the first use; 0 = never used
 _USED_AT_OFFSET = _HEADER_SUM.stop
+ONE_TIME, DEPLOYMENT = "one-time", "deployment"  # the kinds of key file
+KINDS = (ONE_TIME, DEPLOYMENT)
 assert _HEADER.size == 128 and _USED_AT_OFFSET + _USED_AT.size <= PREAMBLE_SIZE
 
 
@@ -58,6 +69,17 @@ def _hash_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=max(1, min(8, (os.cpu_count() or 2) // 2)))
 
 
+def _check_kind(kind) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return kind
+
+
+def file_kind(meta: dict) -> str:
+    """The kind of a key file from its meta: "deployment" when it says so, else "one-time"."""
+    return DEPLOYMENT if meta.get("kind") == DEPLOYMENT else ONE_TIME
+
+
 def new_dealing_id() -> bytes:
     """A fresh random 16-byte dealing id (both parties' files of one dealing share it)."""
     return os.urandom(16)
@@ -68,16 +90,21 @@ class KeyFileWriter:
     """Streams one party's key chunks into `path`; the file appears only when `close()` succeeds.
 
     Use it as a context manager: leaving the block by an exception deletes the temporary file.
-    An existing `path` is refused unless `overwrite=True`."""
+    An existing `path` is refused unless `overwrite=True`.  `kind`: "one-time" (keys) or
+    "deployment" (masks every inference of a deployment reuses; recorded in the meta)."""
 
     def __init__(self, path, party: int, ring_bits: int, dealing_id: bytes, model_hash: bytes,
-                 meta: dict | None = None, *, overwrite: bool = False):
+                 meta: dict | None = None, *, overwrite: bool = False, kind: str = ONE_TIME):
         self.path = Path(path)
         self.party = check_party(party)
         self.ring_bits = check_ring_bits(ring_bits)
         self.dealing_id = check_id(dealing_id, 16, "dealing_id")
         self.model_hash = check_id(model_hash, 32, "model_hash")
-        self.meta = check_meta({} if meta is None else meta)
+        meta = check_meta({} if meta is None else meta)
+        if "kind" in meta:
+            raise ValueError("the meta key 'kind' is the file's kind: pass kind= instead")
+        self.kind = _check_kind(kind)
+        self.meta = {**meta, "kind": kind} if kind == DEPLOYMENT else meta
         self.overwrite = bool(overwrite)
         if not overwrite and self.path.exists():
             raise FileExistsError(f"{self.path} exists; pass overwrite=True to replace it")
@@ -265,15 +292,18 @@ class KeyFileReader(ChunkReader):
 
     Opening validates the file (magic, version, party, ring bits and ids if given, index checksum,
     size) and then stamps it used on disk before any key material is returned; a second open is
-    refused.  `insecure_allow_reuse=True` (benchmarks only: re-using FSS keys leaks the difference
-    of the inputs they were used on) opens a used file anyway.
+    refused.  `kind="deployment"` opens a deployment file (masks reused by design), which is
+    never stamped; each kind refuses a file of the other.  `insecure_allow_reuse=True`
+    (benchmarks only: re-using FSS keys leaks the difference of the inputs they were used on)
+    opens a used one-time file anyway, with a warning.
     """
 
     def __init__(self, path, party: int, dealing_id: bytes | None = None,
                  model_hash: bytes | None = None, *, ring_bits: int | None = None,
-                 insecure_allow_reuse: bool = False):
+                 insecure_allow_reuse: bool = False, kind: str = ONE_TIME):
         path = Path(path)
         check_party(party)
+        _check_kind(kind)
         self._name = f"key file {path}"
         self._pos = 0
         self._closed = True
@@ -295,7 +325,15 @@ class KeyFileReader(ChunkReader):
             if model_hash is not None and info.model_hash != check_id(model_hash, 32, "model_hash"):
                 raise KeyFileError(f"{self._name} is for another model ({info.model_hash.hex()}, "
                                    f"expected {model_hash.hex()})")
-            self.used_before_ns = self._mark_used(f, insecure_allow_reuse)
+            have = file_kind(info.meta)
+            if have != kind:
+                raise KeyFileError(
+                    f"{self._name} is a deployment file (masks reused by design), not one-time "
+                    "keys" if have == DEPLOYMENT else
+                    f"{self._name} holds one-time keys, not a deployment")
+            self.kind = kind
+            self.used_before_ns = (0 if kind == DEPLOYMENT else
+                                   self._mark_used(f, insecure_allow_reuse))
             self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         if len(self._mm) != info.file_bytes:
             self._mm.close()
@@ -313,6 +351,10 @@ class KeyFileReader(ChunkReader):
         if used_at and not allow_reuse:
             raise KeyFileError(f"{self._name} was already used on {format_time(used_at)}; keys are "
                                "one-time (deal fresh keys)")
+        if used_at:
+            warnings.warn(f"INSECURE: {self._name} was already used on {format_time(used_at)} "
+                          "and is opened again (insecure_allow_reuse): reusing one-time keys "
+                          "reveals the difference of the inputs; benchmarks only", stacklevel=3)
         if not used_at:
             f.seek(_USED_AT_OFFSET)
             f.write(_USED_AT.pack(time.time_ns()))

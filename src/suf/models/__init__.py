@@ -15,10 +15,13 @@ Your own model: `load_model(DIR)` (a local Hugging Face BERT / GPT-2 directory: 
 weights, its tokenizer if any) or `from_config(config, state_dict, tokenizer=...)`.  Every
 refusal is a suf.core.errors.InputError (a ValueError) that says what is supported.
 """
+from suf.models.bundle import BUNDLE_FILE, bundle_contents, read_bundle, write_bundle
 from suf.models.loading import ModelSpec, check_state_dict, param_shapes, spec_from_config
-from suf.models.transformer import (Batch, Model, forward, from_config, has_tokenizer, load_model,
-                                    mean_pool, model_config, model_spec, pad_bias)
+from suf.models.transformer import (Batch, ClientModel, Model, forward, from_config,
+                                    has_tokenizer, load_model, mean_pool, model_config,
+                                    model_spec, pad_bias)
 
-__all__ = ["Batch", "Model", "ModelSpec", "check_state_dict", "forward", "from_config",
+__all__ = ["BUNDLE_FILE", "Batch", "ClientModel", "Model", "ModelSpec", "bundle_contents",
+           "read_bundle", "write_bundle", "check_state_dict", "forward", "from_config",
            "has_tokenizer", "load_model", "mean_pool", "model_config", "model_spec", "pad_bias",
            "param_shapes", "spec_from_config"]

@@ -147,25 +147,25 @@ def mean_pool(hidden: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 # ================================================================================================
 # a model
 # ================================================================================================
-class Model:
-    """A BERT or GPT-2 model in SIGMA's fixed point.
+class ClientModel:
+    """What the client (P1) holds of a model: the shapes and ring (ModelSpec), the embedding
+    tables it embeds its tokens with in the clear, the tokenizer and the padding id; no weight of
+    any layer.  `Model.client()` gives it from a full model; `suf.models.bundle` writes it to the
+    client bundle and reads it back (the client's process runs from that file alone).
 
     spec        shapes and ring (ModelSpec)
-    params      the model owner's parameters, ring values under our names (loading.param_shapes)
     embeddings  the client's tables (float64): word, position (, token_type)
-    hf          the float `transformers` model (for `float`)
     tokenizer   a `transformers` tokenizer or None (then `tokenize` says why, `batch` takes ids)
+    pad_id      the token id padding positions get
     """
 
-    def __init__(self, spec: ModelSpec, hf, tokenizer=None, *, no_tokenizer: str | None = None):
+    def __init__(self, spec: ModelSpec, embeddings: dict, tokenizer=None, *, pad_id: int = 0,
+                 no_tokenizer: str | None = None):
         self.spec = spec
-        floats, self.embeddings = float_params(spec, hf.state_dict())
-        self.params = quantize(spec, floats)
-        self.hf = hf.eval()
+        self.embeddings = embeddings
         self.tokenizer = tokenizer
+        self.pad_id = int(pad_id)
         self._no_tokenizer = no_tokenizer  # why there is none, for tokenize's message
-        self._hf64 = None
-        self._digest = None
 
     @property
     def has_tokenizer(self) -> bool:
@@ -176,20 +176,9 @@ class Model:
     def ring(self) -> Ring:
         return Ring(self.spec.bits)
 
-    def digest(self) -> bytes:
-        """32 bytes naming this spec and these fixed-point parameters (keys are bound to it)."""
-        if self._digest is None:
-            h = hashlib.blake2b(self.spec.to_json().encode(), digest_size=32)
-            for k, v in self.params.items():
-                h.update(k.encode())
-                h.update(v.contiguous().numpy().tobytes())
-            self._digest = h.digest()
-        return self._digest
-
     # -- inputs (client side) ---------------------------------------------------------------------
     def _pad_id(self) -> int:
-        pad = getattr(self.hf.config, "pad_token_id", None)
-        return 0 if pad is None else int(pad)
+        return self.pad_id
 
     def tokenize(self, texts: list[str], length: int | None = None) -> Batch:
         """Tokenize and pad to `length` (default: the longest text).  InputError when the model
@@ -272,6 +261,44 @@ class Model:
         bias = torch.where(batch.real, 0, pad_bias(self.spec.bits))
         return x, self.ring.wrap(bias)
 
+    def decode(self, y: torch.Tensor) -> torch.Tensor:
+        """Ring values at scale 12 as float64."""
+        return self.ring.decode(y, F)
+
+
+class Model(ClientModel):
+    """A BERT or GPT-2 model in SIGMA's fixed point: the client's part (ClientModel: spec,
+    embedding tables, tokenizer) and the model owner's.
+
+    params      the model owner's parameters, ring values under our names (loading.param_shapes)
+    hf          the float `transformers` model (for `float`)
+    """
+
+    def __init__(self, spec: ModelSpec, hf, tokenizer=None, *, no_tokenizer: str | None = None):
+        floats, embeddings = float_params(spec, hf.state_dict())
+        pad = getattr(hf.config, "pad_token_id", None)
+        super().__init__(spec, embeddings, tokenizer, pad_id=0 if pad is None else int(pad),
+                         no_tokenizer=no_tokenizer)
+        self.params = quantize(spec, floats)
+        self.hf = hf.eval()
+        self._hf64 = None
+        self._digest = None
+
+    def client(self) -> ClientModel:
+        """The client's part of this model (what the client bundle holds)."""
+        return ClientModel(self.spec, self.embeddings, self.tokenizer, pad_id=self.pad_id,
+                           no_tokenizer=self._no_tokenizer)
+
+    def digest(self) -> bytes:
+        """32 bytes naming this spec and these fixed-point parameters (keys are bound to it)."""
+        if self._digest is None:
+            h = hashlib.blake2b(self.spec.to_json().encode(), digest_size=32)
+            for k, v in self.params.items():
+                h.update(k.encode())
+                h.update(v.contiguous().numpy().tobytes())
+            self._digest = h.digest()
+        return self._digest
+
     # -- running ----------------------------------------------------------------------------------
     def forward(self, be, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return forward(be, self.spec, x, bias)
@@ -281,10 +308,6 @@ class Model:
         the secure run).  Range violations raise, or go to `violations` when a list is given."""
         be = ReferenceBackend(self.spec.bits, self.params, violations)
         return self.forward(be, *self.embed(batch))
-
-    def decode(self, y: torch.Tensor) -> torch.Tensor:
-        """Ring values at scale 12 as float64."""
-        return self.ring.decode(y, F)
 
     @torch.no_grad()
     def float(self, batch: Batch) -> torch.Tensor:

@@ -4,6 +4,8 @@ Files `deal` writes into a directory:
   keys.p0.suk         P0's one-time keys (first its input masks, if it owns inputs)
   keys.p1.suk         P1's one-time keys, with its input masks first and its output mask last
   deployment.p0.suk   a model's weight masks r_W, for the model owner (suf.runtime.deployment)
+  client.bundle       a model's client bundle: its shapes, embedding tables and tokenizer, no
+                      other weight (suf.models.bundle): what the client runs from
   dealing.json        the job, ring bits, ids and key sizes (no secrets)
 Key files are versioned, checksummed and one-time (suf.keys); both of one dealing share its id.
 """
@@ -19,6 +21,7 @@ import torch
 
 from suf.core.errors import DoesNotFit, InputError
 from suf.keys import KeyFileWriter, new_dealing_id
+from suf.models.bundle import BUNDLE_FILE, write_bundle
 from suf.models.transformer import Model
 from suf.mpc.dealer import Dealer
 from suf.prg import Stream
@@ -74,10 +77,12 @@ def check_fits(model: Model, length: int, batch: int, key_dir: str) -> dict:
 
 def deal(job, key_dir, device="cpu") -> dict:
     """The dealer alone: one job's key files into `key_dir` (and for a model its deployment file:
-    the job's deployment, or a new one).  Returns what dealing.json holds."""
+    the job's deployment, or a new one; and the client bundle).  Returns what dealing.json
+    holds."""
     out = Path(key_dir)
     model = isinstance(job, ModelJob)
-    files = [key_file(out, p) for p in (0, 1)] + ([out / DEPLOYMENT_FILE] if model else [])
+    files = [key_file(out, p) for p in (0, 1)] + (
+        [out / DEPLOYMENT_FILE, out / BUNDLE_FILE] if model else [])
     taken = [str(f) for f in files if f.exists()]
     if taken:
         raise InputError(f"{', '.join(taken)} exists: deal into another directory")
@@ -91,6 +96,7 @@ def deal(job, key_dir, device="cpu") -> dict:
             job = ModelJob(job.model, job.batch, job.length, Deployment.create(job.model),
                            job.name)
         job.deployment.write(out / DEPLOYMENT_FILE)
+        write_bundle(job.model, out / BUNDLE_FILE)
     dealing = new_dealing_id()
     with contextlib.ExitStack() as stack:  # each writer closes, or on an error aborts
         writers = [stack.enter_context(KeyFileWriter(key_file(out, p), p, job.bits, dealing,

@@ -4,7 +4,8 @@ The dealer draws a mask for every parameter when a model is deployed; the model 
 them in its deployment file and, at each connection, publishes W^ = W + r_W to the client (setup
 phase, op "weights").  Every inference's keys are dealt on top of the same r_W: they are bound to
 the deployment by `Deployment.key_hash(B, L)`.  The deployment file holds masks that every
-inference reuses by design, so it is opened without the one-time stamp of key files.
+inference reuses by design: it is a key file of the kind "deployment" (suf.keys), which the
+reader opens any number of times, without the one-time stamp of key files.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 
 from suf.core.ring import low_mask, pack, packed_size, unpack
-from suf.keys import KeyFileReader, KeyFileWriter
+from suf.keys import DEPLOYMENT_KIND, KeyFileReader, KeyFileWriter
 from suf.models.loading import ModelSpec, param_shapes
 from suf.models.transformer import Model
 from suf.mpc.party import Party
@@ -60,7 +61,7 @@ class Deployment:
         spec = self.model.spec
         names = sorted(self.masks)
         with KeyFileWriter(path, 0, spec.bits, self.id.ljust(16, b"\0")[:16], self.model.digest(),
-                           {"kind": "deployment", "names": names}) as w:
+                           {"names": names}, kind=DEPLOYMENT_KIND) as w:
             for k in names:
                 w.add(DEPLOYMENT_OP, tuple(self.masks[k].shape),
                       self.masks[k].contiguous().cpu().view(torch.uint8).reshape(-1))
@@ -69,7 +70,7 @@ class Deployment:
     def read(cls, model: Model, path) -> "Deployment":
         """The deployment in `path`, checked to be of `model` (its digest and ring)."""
         r = KeyFileReader(path, 0, model_hash=model.digest(), ring_bits=model.spec.bits,
-                          insecure_allow_reuse=True)  # r_W is reused by design: not one-time
+                          kind=DEPLOYMENT_KIND)  # r_W is reused by design: not one-time
         with r:
             masks = {k: r.next_tensor(DEPLOYMENT_OP, torch.int64).clone()
                      .view(model.params[k].shape) for k in r.meta["names"]}

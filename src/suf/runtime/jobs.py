@@ -33,7 +33,8 @@ from suf.core.errors import InputError, KeyFileError
 from suf.core.ring import low_mask, pack, packed_size, unpack
 from suf.graph.backends import DealerBackend, PartyBackend
 from suf.models.loading import ModelSpec
-from suf.models.transformer import Batch, Model, forward, mean_pool
+from suf.models.bundle import BUNDLE_FILE
+from suf.models.transformer import Batch, ClientModel, Model, forward, mean_pool
 from suf.mpc import gate as gates
 from suf.mpc.gate import Input
 from suf.mpc.party import Party
@@ -196,10 +197,11 @@ def _progress(spec: ModelSpec, what: str):
 
 class ModelJob:
     """One inference of `model` at (B = batch, L = length).  `deployment` (the weight masks) is
-    known to the dealer and the model owner; the client's job has none (None).  `name`: the name
-    the party processes load the model by (`load_model`; default the model's own)."""
+    known to the dealer and the model owner; the client's job has none (None), and its model may
+    be the client's part alone (a ClientModel, from the client bundle).  `name`: the name the
+    model owner's process loads the model by (`load_model`; default the model's own)."""
 
-    def __init__(self, model: Model, batch: int, length: int,
+    def __init__(self, model: Model | ClientModel, batch: int, length: int,
                  deployment: Deployment | None = None, name: str | None = None):
         spec = model.spec
         for what, v in (("batch", batch), ("length", length)):
@@ -271,11 +273,11 @@ class ModelJob:
         return out
 
     def serve_options(self, party: int, batch: Batch, key_dir: Path) -> list[str]:
-        opts = ["--model", self.name, "--bits", str(self.bits)]
         if party == 0:
-            return opts + ["--deployment", str(Path(key_dir) / DEPLOYMENT_FILE)]
+            return ["--model", self.name, "--bits", str(self.bits),
+                    "--deployment", str(Path(key_dir) / DEPLOYMENT_FILE)]
         unpadded = [row[:int(r)] for row, r in zip(batch.ids.tolist(), batch.real.sum(1))]
-        return opts + ["--ids", json.dumps(unpadded)]
+        return ["--bundle", str(Path(key_dir) / BUNDLE_FILE), "--ids", json.dumps(unpadded)]
 
 
 def from_keys(meta: dict, model: Model | None = None,
@@ -289,4 +291,6 @@ def from_keys(meta: dict, model: Model | None = None,
         raise KeyFileError("the key file names neither a model nor a gate")
     if model is None:
         raise InputError(f"these keys are for the model {meta['model']}: pass the model")
+    if model.spec.name != meta["model"]:
+        raise InputError(f"these keys are for the model {meta['model']}, not {model.spec.name}")
     return ModelJob(model, meta["batch"], meta["length"], deployment)
