@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 
 from suf.core.linalg import ring_matmul
-from suf.gates import beaver, trfloor
-from suf.gates.matmul import check_product, out_shape, small_operands
-from suf.mpc.gate import Call, Example, Gate, Input, Layout, Open, register
+from suf.gates import trfloor
+from suf.gates.matmul import (check_product, eval_product, keygen_product, out_shape,
+                              product_layout, small_operands)
+from suf.mpc.gate import Example, Gate, Input, Layout, register
 
 
 def _tril(length: int, device) -> torch.Tensor:
@@ -41,34 +42,23 @@ def _packed_shape(x_shape, y_shape) -> tuple:
 
 
 def layout(x_shape, y_shape, *, bits: int, shift: int) -> Layout:
-    packed = _packed_shape(x_shape, y_shape)
-    count = int(torch.Size(packed).numel())
-    return Layout([beaver.key(int(torch.Size(x_shape).numel()), int(torch.Size(y_shape).numel()),
-                              count, bits, "matmul"),
-                   Open("product", count, bits),
-                   Call("trfloor", "trfloor", (packed,), {"n": bits, "s": shift})],
-                  out=out_shape(x_shape, y_shape))
+    return product_layout(x_shape, y_shape, _packed_shape(x_shape, y_shape),
+                          out_shape(x_shape, y_shape), bits=bits, shift=shift)
 
 
 def keygen(dealer, r_x: torch.Tensor, r_y: torch.Tensor, *, bits: int, shift: int,
            op: str = "causal_matmul") -> torch.Tensor:
     lay = layout(r_x.shape, r_y.shape, bits=bits, shift=shift)
-    packed = _packed_shape(r_x.shape, r_y.shape)
-    r_p = dealer.mask(packed, bits)
-    beaver.deal(dealer, op, packed, lay.key("matmul"), r_x.flatten(), r_y.flatten(),
-                (pack_tril(ring_matmul(r_x, r_y, bits)) + r_p).flatten())
-    r_t = trfloor.keygen(dealer, r_p, n=bits, s=shift, op=f"{op}.trfloor")
+    r_t = keygen_product(dealer, lay, r_x, r_y, _packed_shape(r_x.shape, r_y.shape), bits=bits,
+                         shift=shift, op=op, pack=pack_tril)
     return unpack_tril(r_t, r_x.shape[-2])
 
 
 def eval(party, x_hat: torch.Tensor, y_hat: torch.Tensor, *, bits: int, shift: int,
          op: str = "causal_matmul") -> torch.Tensor:
     lay = layout(x_hat.shape, y_hat.shape, bits=bits, shift=shift)
-    s = beaver.share(party, op, lay.key("matmul"), x_hat, y_hat,
-                     _packed_shape(x_hat.shape, y_hat.shape),
-                     lambda a, b: ring_matmul(a, b, bits), bits, pack=pack_tril)
-    t = trfloor.eval(party, party.open(s, lay.open("product")), n=bits, s=shift,
-                     op=f"{op}.trfloor")
+    t = eval_product(party, lay, x_hat, y_hat, _packed_shape(x_hat.shape, y_hat.shape),
+                     bits=bits, shift=shift, op=op, pack=pack_tril)
     return unpack_tril(t, x_hat.shape[-2])
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from suf.core.linalg import ring_matmul
 from suf.core.checks import check_range
+from suf.core.linalg import ring_matmul
 from suf.core.ring import Ring, low_mask
 from suf.gates import beaver, trfloor
 from suf.mpc.gate import Call, Example, Gate, Input, Layout, Open, register
@@ -25,31 +25,54 @@ def _numel(shape) -> int:
     return int(torch.Size(shape).numel())
 
 
+# -- the pipeline every product gate shares (matmul, causal_matmul, linear) --------------------
+# Beaver key of r_X, r_Y and r_X·r_Y + r_P on the product's `opened` entries (all of them, or the
+# packed lower triangle), the opened product, plus an optional public bias, then TrFloor(shift).
+
+def product_layout(x_shape, y_shape, opened, out, *, bits: int, shift: int) -> Layout:
+    return Layout([beaver.key(_numel(x_shape), _numel(y_shape), _numel(opened), bits, "matmul"),
+                   Open("product", _numel(opened), bits),
+                   Call("trfloor", "trfloor", (opened,), {"n": bits, "s": shift})], out=out)
+
+
+def keygen_product(dealer, lay: Layout, r_x: torch.Tensor, r_y: torch.Tensor, opened, *,
+                   bits: int, shift: int, op: str, pack=None, r_bias=None) -> torch.Tensor:
+    """The keys of the pipeline; returns the mask of the truncated `opened` entries."""
+    r_p = dealer.mask(opened, bits)
+    full = ring_matmul(r_x, r_y, bits)
+    beaver.deal(dealer, op, opened, lay.key("matmul"), r_x.flatten(), r_y.flatten(),
+                ((full if pack is None else pack(full)) + r_p).flatten())
+    r_in = r_p if r_bias is None else Ring(bits).wrap(r_p + r_bias)
+    return trfloor.keygen(dealer, r_in, n=bits, s=shift, op=f"{op}.trfloor")
+
+
+def eval_product(party, lay: Layout, x_hat: torch.Tensor, y_hat: torch.Tensor, opened, *,
+                 bits: int, shift: int, op: str, pack=None, bias=None) -> torch.Tensor:
+    """One party's run of the pipeline: the masked truncated `opened` entries."""
+    s = beaver.share(party, op, lay.key("matmul"), x_hat, y_hat, opened,
+                     lambda a, b: ring_matmul(a, b, bits), bits, pack=pack)
+    prod = party.open(s, lay.open("product"))
+    if bias is not None:  # public: both parties add the published masked bias
+        prod = Ring(bits).wrap(prod + bias)
+    return trfloor.eval(party, prod, n=bits, s=shift, op=f"{op}.trfloor")
+
+
+# -- the matmul gate ----------------------------------------------------------------------------
 def layout(x_shape, y_shape, *, bits: int, shift: int) -> Layout:
     out = out_shape(x_shape, y_shape)
-    return Layout([beaver.key(_numel(x_shape), _numel(y_shape), _numel(out), bits, "matmul"),
-                   Open("product", _numel(out), bits),
-                   Call("trfloor", "trfloor", (out,), {"n": bits, "s": shift})], out=out)
+    return product_layout(x_shape, y_shape, out, out, bits=bits, shift=shift)
 
 
 def keygen(dealer, r_x: torch.Tensor, r_y: torch.Tensor, *, bits: int, shift: int,
            op: str = "matmul") -> torch.Tensor:
     lay = layout(r_x.shape, r_y.shape, bits=bits, shift=shift)
-    shape = out_shape(r_x.shape, r_y.shape)
-    r_p = dealer.mask(shape, bits)
-    beaver.deal(dealer, op, shape, lay.key("matmul"), r_x.flatten(), r_y.flatten(),
-                (ring_matmul(r_x, r_y, bits) + r_p).flatten())
-    return trfloor.keygen(dealer, r_p, n=bits, s=shift, op=f"{op}.trfloor")
+    return keygen_product(dealer, lay, r_x, r_y, lay.out, bits=bits, shift=shift, op=op)
 
 
 def eval(party, x_hat: torch.Tensor, y_hat: torch.Tensor, *, bits: int, shift: int,
          op: str = "matmul") -> torch.Tensor:
     lay = layout(x_hat.shape, y_hat.shape, bits=bits, shift=shift)
-    shape = out_shape(x_hat.shape, y_hat.shape)
-    s = beaver.share(party, op, lay.key("matmul"), x_hat, y_hat, shape,
-                     lambda a, b: ring_matmul(a, b, bits), bits)
-    return trfloor.eval(party, party.open(s, lay.open("product")), n=bits, s=shift,
-                        op=f"{op}.trfloor")
+    return eval_product(party, lay, x_hat, y_hat, lay.out, bits=bits, shift=shift, op=op)
 
 
 def check_product(x, y, bias, bits: int, op: str, layer=None, violations=None,
