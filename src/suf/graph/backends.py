@@ -39,6 +39,7 @@ import contextlib
 
 import torch
 
+import suf.compiler  # noqa: F401  (registers SUF mode's gates)
 import suf.gates  # noqa: F401  (registers every gate)
 from suf.core.checks import check_range
 from suf.core.config import SCALE as F

@@ -1,0 +1,299 @@
+"""The SUF IR (suf_spec.md §2.1): a univariate fixed-point function as intervals with polynomials,
+an additive table window, and the exact range reduction that makes a small table index exact.
+
+A `Descriptor` describes f: Z_{2^n_in} -> Z_{2^n_out} on the signed inputs x in [lo, hi):
+
+  1. reduce   y = x                      ("none", b = n_in)
+              y = x mod 2^b              ("low": exact when f depends on x mod 2^b only)
+              y = floor(x / 2^s) mod 2^b ("shift": TrWithSlack, exact for |x| < 2^(n_in-2))
+  2. pieces   Z_{2^b} (y read unsigned) is cut at starts[0] = 0 < starts[1] < ... into intervals
+              I_i = [starts[i], starts[i+1]) (the last runs to 2^b); interval i carries the
+              polynomial P_i(x) = Σ_j polys[i][j]·x^j in the *input* x (signed), so a ReLU-like
+              piece (P = x) selects the input exactly.
+  3. window   optionally one table T of 2^k entries on the cyclic window y in [w, w + 2^k):
+              f adds T[(y - w) mod 2^b] there and nothing elsewhere.  The window is its own range
+              gate: no low bits of an un-reduced input ever index a table (suf_spec §4.3, §7).
+  f(x) = P_{i(y)}(x) + [y in window]·T[y - w]  mod 2^n_out.
+
+`evaluate` is the cleartext evaluator; `check` compares a descriptor with its cleartext reference
+on given inputs and names the first mismatch; `fit_window` builds a descriptor from a reference
+(constant tails + one table window) and proves it equal to the reference on the whole domain
+(every input of a small domain; on a large one every input of the window and, for a monotone
+reference, the constant tails by their end points: a monotone function equal at both ends of an
+interval is constant on it).  suf.compiler.lower turns a descriptor into an FSS gate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from suf.core.checks import check_bits
+from suf.core.ring import Ring, low_mask
+
+REDUCTIONS = ("none", "low", "shift")
+MAX_DOMAIN_CHECK = 1 << 24  # domains of at most this many inputs are checked input by input
+MAX_WINDOW_BITS = 20
+
+
+@dataclass(frozen=True)
+class Reduce:
+    kind: str = "none"
+    bits: int = 0  # b, the width of y (n_in for "none")
+    shift: int = 0  # s, for "shift"
+
+
+@dataclass(frozen=True)
+class Window:
+    start: int  # w in [0, 2^b)
+    table: tuple  # 2^k signed ints
+
+    @property
+    def k(self) -> int:
+        return len(self.table).bit_length() - 1
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    name: str
+    n_in: int
+    n_out: int
+    lo: int  # the domain: signed x in [lo, hi)
+    hi: int
+    reduce: Reduce
+    starts: tuple  # interval starts on y (unsigned), starts[0] = 0, increasing
+    polys: tuple  # one tuple of coefficients per interval
+    window: Window | None = None
+
+    def __post_init__(self):
+        check_bits(self.n_in, 2, 63, "n_in")
+        check_bits(self.n_out, 2, 63, "n_out")
+        half = 1 << (self.n_in - 1)
+        if not -half <= self.lo < self.hi <= half:
+            raise ValueError(f"{self.name}: the domain [{self.lo}, {self.hi}) must be a non-empty "
+                             f"part of the signed {self.n_in}-bit range")
+        r = self.reduce
+        if r.kind not in REDUCTIONS:
+            raise ValueError(f"{self.name}: reduce must be one of {REDUCTIONS}, got {r.kind!r}")
+        if r.kind == "none" and (r.bits != self.n_in or r.shift):
+            raise ValueError(f"{self.name}: reduce 'none' keeps all {self.n_in} bits")
+        if r.kind == "low" and (not 1 <= r.bits <= self.n_in or r.shift):
+            raise ValueError(f"{self.name}: reduce 'low' needs 1 <= bits <= {self.n_in}")
+        if r.kind == "shift" and not (1 <= r.shift < self.n_in - 1 and 2 <= r.bits <= self.n_in):
+            raise ValueError(f"{self.name}: reduce 'shift' needs 1 <= shift < n_in - 1")
+        b = r.bits
+        if not self.starts or self.starts[0] != 0 or len(self.starts) != len(self.polys) or \
+                any(a >= c for a, c in zip(self.starts, self.starts[1:])) or self.starts[-1] >= 1 << b:
+            raise ValueError(f"{self.name}: starts must increase from 0 inside [0, 2^{b}) with "
+                             f"one polynomial per interval")
+        if any(len(p) == 0 for p in self.polys):
+            raise ValueError(f"{self.name}: every interval needs a polynomial (use (0,) for 0)")
+        if self.degree > 0 and self.n_out > self.n_in:
+            raise ValueError(f"{self.name}: polynomials of degree >= 1 need n_out <= n_in "
+                             f"(x is known mod 2^n_in only)")
+        w = self.window
+        if w is not None:
+            size = len(w.table)
+            if size < 1 or size & (size - 1) or size > 1 << min(b, MAX_WINDOW_BITS):
+                raise ValueError(f"{self.name}: the window table needs 2^k entries, "
+                                 f"k <= min(b, {MAX_WINDOW_BITS})")
+            if not 0 <= w.start < 1 << b:
+                raise ValueError(f"{self.name}: the window start must lie in [0, 2^{b})")
+
+    @property
+    def bits(self) -> int:
+        """b, the width of the reduced input y."""
+        return self.reduce.bits
+
+    @property
+    def degree(self) -> int:
+        return max(len(p) for p in self.polys) - 1
+
+    @property
+    def intervals(self) -> int:
+        return len(self.starts)
+
+
+# ================================================================================================
+# the cleartext evaluator
+# ================================================================================================
+def reduced(desc: Descriptor, x: torch.Tensor) -> torch.Tensor:
+    """y (unsigned, Z_{2^b}) of ring values x of Z_{2^n_in}."""
+    r = desc.reduce
+    if r.kind == "shift":
+        return (Ring(desc.n_in).signed(x) >> r.shift) & low_mask(r.bits)
+    return x & low_mask(r.bits)
+
+
+def coefficients(desc: Descriptor, device=None) -> torch.Tensor:
+    """The polynomials as an int64 (intervals, degree + 1) tensor, coefficients mod 2^64."""
+    d = desc.degree + 1
+    rows = [[wrap64(c) for c in p] + [0] * (d - len(p)) for p in desc.polys]
+    return torch.tensor(rows, dtype=torch.int64, device=device)
+
+
+def window_table(desc: Descriptor, device=None) -> torch.Tensor:
+    return torch.tensor([wrap64(t) for t in desc.window.table], dtype=torch.int64, device=device)
+
+
+def evaluate(desc: Descriptor, x: torch.Tensor) -> torch.Tensor:
+    """f(x) for ring values x of Z_{2^n_in} (any shape), as ring values of Z_{2^n_out}."""
+    Ring(desc.n_in).check(x, "x")
+    xs = Ring(desc.n_in).signed(x)
+    y = reduced(desc, x)
+    starts = torch.tensor(desc.starts, dtype=torch.int64, device=x.device)
+    i = torch.searchsorted(starts, y.contiguous(), right=True) - 1
+    coef = coefficients(desc, x.device)[i]  # x.shape + (d + 1,)
+    out = torch.zeros_like(x)
+    power = torch.ones_like(x)
+    for j in range(coef.shape[-1]):
+        out = out + coef[..., j] * power
+        power = power * xs
+    w = desc.window
+    if w is not None:
+        off = (y - w.start) & low_mask(desc.bits)
+        inside = off < len(w.table)
+        table = window_table(desc, x.device)
+        out = out + torch.where(inside, table[off.clamp(max=len(w.table) - 1)], 0)
+    return out & low_mask(desc.n_out)
+
+
+def check(desc: Descriptor, reference, x: torch.Tensor) -> None:
+    """ValueError naming the first input of x (ring values) where the descriptor and the
+    reference (a function of ring values -> ring values of Z_{2^n_out}) differ."""
+    got, want = evaluate(desc, x), reference(x) & low_mask(desc.n_out)
+    bad = got != want
+    if bool(bad.any()):
+        i = int(torch.nonzero(bad.flatten())[0])
+        xs = Ring(desc.n_in).signed(x.flatten()[i:i + 1]).item()
+        raise ValueError(f"{desc.name}: the descriptor gives {got.flatten()[i].item()} at x = {xs}, "
+                         f"the reference {want.flatten()[i].item()}")
+
+
+def edges(desc: Descriptor) -> torch.Tensor:
+    """Signed inputs on every interval and window edge ±1 (and the domain's ends), inside the
+    domain: where an exact lowering is most likely to slip."""
+    b, r = desc.bits, desc.reduce
+    cuts = set(desc.starts)
+    if desc.window is not None:
+        cuts |= {desc.window.start, (desc.window.start + len(desc.window.table)) % (1 << b)}
+    pts = {desc.lo, desc.hi - 1, 0, -1, 1}
+    for c in cuts:
+        ys = c - (1 << b) if c >= 1 << (b - 1) else c  # y signed
+        base = [ys << r.shift] if r.kind == "shift" else \
+            [ys + m * (1 << b) for m in (-1, 0, 1)] if r.kind == "low" else [ys]
+        for v in base:
+            for dv in (-1, 0, 1):
+                pts.add(v + dv)
+                if r.kind == "shift":
+                    pts.add(v + dv * (1 << r.shift) + (1 << r.shift) - 1)
+    pts = sorted(p for p in pts if desc.lo <= p < desc.hi)
+    return torch.tensor(pts, dtype=torch.int64) & low_mask(desc.n_in)
+
+
+# ================================================================================================
+# builders
+# ================================================================================================
+def fit_window(name: str, reference, *, n_in: int, n_out: int, lo: int, hi: int,
+               reduce_low: int | None = None, monotone: bool = False,
+               max_window_bits: int = 16) -> Descriptor:
+    """A descriptor equal to `reference` on [lo, hi): constant tails and one table window.
+
+    reference: ring values of Z_{2^n_in} -> ring values of Z_{2^n_out} (vectorised torch).
+    reduce_low: b when f depends on x mod 2^b only (then the domain is the whole ring and the
+    window may cover all of Z_{2^b}; checked on random lifts of every reduced input).
+    monotone: declare the reference monotone, so that constant tails are proven by their ends.
+
+    The window is the smallest power-of-two run of inputs outside which f is constant on each
+    side; its table holds f minus the right tail's constant, the left tail is its own interval.
+    Raises ValueError when that needs more than 2^max_window_bits entries or the check fails.
+    """
+    check_bits(max_window_bits, 0, MAX_WINDOW_BITS, "max_window_bits")
+    if reduce_low is not None:
+        return _fit_reduced(name, reference, n_in, n_out, reduce_low, max_window_bits)
+    size = hi - lo
+    dense_lo = lo if size <= MAX_DOMAIN_CHECK else max(lo, -(1 << (max_window_bits + 1)))
+    dense_hi = hi if size <= MAX_DOMAIN_CHECK else min(hi, 1 << (max_window_bits + 1))
+    if size > MAX_DOMAIN_CHECK and not monotone:
+        raise ValueError(f"{name}: a domain of {size} inputs is checked exhaustively only up to "
+                         f"{MAX_DOMAIN_CHECK}; declare the reference monotone or reduce it")
+    xs = torch.arange(dense_lo, dense_hi, dtype=torch.int64)
+    f = _signed_out(reference(xs & low_mask(n_in)), n_out)
+    left, right = _end_value(reference, lo, n_in, n_out), _end_value(reference, hi - 1, n_in, n_out)
+    varying = torch.nonzero(f != right).flatten()
+    not_left = torch.nonzero(f != left).flatten()
+    if varying.numel() == 0:  # constant on the dense part: one interval
+        a, z = dense_lo, dense_lo
+    else:
+        a = int(xs[not_left[0]]) if not_left.numel() else dense_hi
+        z = int(xs[varying[-1]])
+    k = max(0, (z - a).bit_length())
+    if z >= a and (1 << k) < z - a + 1:
+        k += 1
+    if k > max_window_bits:
+        raise ValueError(f"{name}: f varies over [{a}, {z}], more than a window of "
+                         f"2^{max_window_bits} entries")
+    if z - lo + 1 <= 1 << k:  # the window can absorb the left tail
+        a = lo
+    b = n_in
+    # table entries past the domain's end are never read: give them the right tail's value
+    run = torch.arange(a, a + (1 << k)).clamp(max=hi - 1)
+    tab = _signed_out(reference(run & low_mask(n_in)), n_out) - right
+    starts, polys = partition(b, [(-(1 << (b - 1)), (left,)), (a, (right,))])
+    desc = Descriptor(name, n_in, n_out, lo, hi, Reduce("none", n_in), starts, polys,
+                      Window(a & low_mask(b), tuple(int(t) for t in tab)))
+    check(desc, reference, xs & low_mask(n_in))
+    if size > MAX_DOMAIN_CHECK:  # monotone tails: equal ends prove them constant
+        for end_lo, end_hi, val in ((lo, dense_lo, left), (dense_hi, hi, right)):
+            if end_hi > end_lo and {_end_value(reference, end_lo, n_in, n_out),
+                                    _end_value(reference, end_hi - 1, n_in, n_out)} != {val}:
+                raise ValueError(f"{name}: f is not constant on [{end_lo}, {end_hi})")
+        check(desc, reference, edges(desc))
+    return desc
+
+
+def _fit_reduced(name, reference, n_in, n_out, b, max_window_bits) -> Descriptor:
+    check_bits(b, 1, min(n_in, MAX_WINDOW_BITS), "reduce_low")
+    if b > max_window_bits:
+        raise ValueError(f"{name}: a reduced ring of 2^{b} inputs needs max_window_bits >= {b}")
+    ys = torch.arange(1 << b, dtype=torch.int64)
+    tab = _signed_out(reference(ys), n_out)
+    half = 1 << (n_in - 1)
+    desc = Descriptor(name, n_in, n_out, -half, half, Reduce("low", b), (0,), ((0,),),
+                      Window(0, tuple(int(t) for t in tab)))
+    check(desc, reference, ys)
+    gen = torch.Generator().manual_seed(b)
+    lift = torch.randint(0, 1 << (n_in - b), (ys.numel(),), generator=gen) << b
+    check(desc, reference, (ys + lift) & low_mask(n_in))  # f depends on x mod 2^b only
+    return desc
+
+
+def partition(b: int, pieces: list) -> tuple[tuple, tuple]:
+    """Intervals of the signed line [-2^(b-1), 2^(b-1)) given as (signed start, poly), the first at
+    -2^(b-1), as unsigned (starts, polys) on Z_{2^b} beginning at 0; equal neighbours merged."""
+    half = 1 << (b - 1)
+    cut = [(s, p) for s, p in pieces if s < half]
+    idx0 = max(i for i, (s, _) in enumerate(cut) if s <= 0)  # the piece holding y = 0
+    s0, p0 = cut[idx0]
+    rotated = [(0, p0)] + [(s & ((1 << b) - 1), p) for s, p in cut[idx0 + 1:] + cut[:idx0]]
+    if s0 < 0:  # that piece's negative part [s0, 0) ends the unsigned order
+        rotated.append((s0 & ((1 << b) - 1), p0))
+    merged = [rotated[0]]
+    for s, p in rotated[1:]:
+        if p != merged[-1][1]:
+            merged.append((s, p))
+    return tuple(s for s, _ in merged), tuple(p for _, p in merged)
+
+
+def _end_value(reference, x: int, n_in: int, n_out: int) -> int:
+    return int(_signed_out(reference(torch.tensor([x]) & low_mask(n_in)), n_out)[0])
+
+
+def _signed_out(v: torch.Tensor, n_out: int) -> torch.Tensor:
+    return Ring(n_out).signed(v & low_mask(n_out))
+
+
+def wrap64(c: int) -> int:
+    """An int as the int64 with the same value mod 2^64."""
+    c &= (1 << 64) - 1
+    return c - (1 << 64) if c >= 1 << 63 else c
