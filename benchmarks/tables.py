@@ -351,6 +351,57 @@ def prg_kernels() -> str:
     return "\n".join(lines)
 
 
+def _cell(v) -> str:
+    return "—" if v is None else f"{v:g}"
+
+
+def _triple(pe: dict) -> str:
+    return f"{pe['exchanges']} / {pe['bits']:g} / {pe['key_bytes']:g}"
+
+
+def newest(pattern: str) -> Path:
+    """The result file matching pattern whose "date" is the latest."""
+    files = sorted(RESULTS.glob(pattern))
+    if not files:
+        raise SystemExit(f"no benchmarks/results/{pattern}")
+    return max(files, key=lambda f: (json.loads(f.read_text())["date"], f.name))
+
+
+def suf_gate_costs() -> str:
+    """docs/suf.md: the newest suf_gate_costs_*.json (benchmarks/suf_gate_costs.py)."""
+    f = newest("suf_gate_costs_*.json")
+    res = json.loads(f.read_text())
+    out = [f"Produced by `{res['command']}` at commit `{commit_label(res)}` on {res['date'][:10]} "
+           f"({res['machine']['cpu']}, torch {res['machine']['torch']}); data: "
+           f"`benchmarks/results/{f.name}`.  n = {res['bits']}; cells: exchanges / bits sent "
+           f"per element per party / key bytes per element per party, measured on the transport "
+           f"(equal to the layout fold); every output equal to the reference.",
+           "",
+           "| gate | element | Sigma mode | SUF mode | target SUF (Sigma) | SUF PRG calls "
+           "per element | notes |",
+           "|---|---|---|---|---|---:|---|"]
+    notes = []
+    for row in res["pairs"]:
+        sig, suf = row["sigma"], row["suf"]
+        t = row["targets"]
+        if t is None:
+            target = "—"
+        else:
+            target = " / ".join(_cell(v) for v in t["suf"])
+            if t["sigma"]:
+                target += " (" + " / ".join(_cell(v) for v in t["sigma"]) + ")"
+        refs = []
+        for note in row["notes"]:
+            notes.append(note)
+            refs.append(f"[{len(notes)}]")
+        out.append(f"| {sig['gate']} → {suf['gate']} | {row['unit']} | "
+                   f"{_triple(sig['per_element'])} | **{_triple(suf['per_element'])}** | "
+                   f"{target} | {suf['work']['prg_calls_per_element']:g} | {' '.join(refs)} |")
+    out.append("")
+    out += [f"{i}. {note}" for i, note in enumerate(notes, 1)]
+    return "\n".join(out)
+
+
 # name -> (file, renderer)
 BLOCKS = {
     "nn-secure": ("docs/models.md", nn_secure),
@@ -361,6 +412,7 @@ BLOCKS = {
     "bert-base-layer": ("docs/performance.md", bert_base_layer),
     "prg-candidates": ("docs/prg.md", prg_candidates),
     "prg-kernels": ("docs/prg.md", prg_kernels),
+    "suf_gate_costs": ("docs/suf.md", suf_gate_costs),
 }
 
 
