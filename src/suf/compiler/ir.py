@@ -33,7 +33,7 @@ from suf.core.ring import Ring, low_mask
 
 REDUCTIONS = ("none", "low", "shift")
 MAX_DOMAIN_CHECK = 1 << 24  # domains of at most this many inputs are checked input by input
-MAX_WINDOW_BITS = 20
+MAX_WINDOW_BITS = 22  # the softmax inverse at L = 1024 reads S mod 2^22
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,9 @@ def fit_window(name: str, reference, *, n_in: int, n_out: int, lo: int, hi: int,
     # table entries past the domain's end are never read: give them the right tail's value
     run = torch.arange(a, a + (1 << k)).clamp(max=hi - 1)
     tab = _signed_out(reference(run & low_mask(n_in)), n_out) - right
-    starts, polys = partition(b, [(-(1 << (b - 1)), (left,)), (a, (right,))])
+    # a left tail inside the window needs no interval of its own
+    pieces = [(-(1 << (b - 1)), (left,))] if a > lo else []
+    starts, polys = partition(b, pieces + [(min(a, -(1 << (b - 1))) if a == lo else a, (right,))])
     desc = Descriptor(name, n_in, n_out, lo, hi, Reduce("none", n_in), starts, polys,
                       Window(a & low_mask(b), tuple(int(t) for t in tab)))
     check(desc, reference, xs & low_mask(n_in))
@@ -297,3 +299,101 @@ def wrap64(c: int) -> int:
     """An int as the int64 with the same value mod 2^64."""
     c &= (1 << 64) - 1
     return c - (1 << 64) if c >= 1 << 63 else c
+
+
+# ================================================================================================
+# predicates and Boolean helpers
+# ================================================================================================
+PREDICATES = ("lt", "msb", "ltlow")
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """A bit of the input: "lt" 1{y < value} (y signed on b bits), "msb" MSB(y) = 1{y < 0},
+    "ltlow" 1{(x mod 2^f) < value} on the input's low f bits."""
+    kind: str
+    value: int = 0
+    f: int = 0
+
+
+@dataclass(frozen=True)
+class BitsDescriptor:
+    """Boolean outputs of predicates of one input: each output an expression over the
+    predicates, as nested tuples ("p", i), ("not", e), ("xor", e, e), ("and", e, e), ("const", c).
+    Shares the input's domain and reduction with `Descriptor`."""
+    name: str
+    n_in: int
+    lo: int
+    hi: int
+    reduce: Reduce
+    predicates: tuple
+    outputs: tuple
+
+    def __post_init__(self):
+        check_bits(self.n_in, 2, 63, "n_in")
+        Descriptor(self.name, self.n_in, 2, self.lo, self.hi, self.reduce, (0,), ((0,),))
+        b, half = self.reduce.bits, 1 << (self.reduce.bits - 1)
+        for p in self.predicates:
+            if p.kind not in PREDICATES:
+                raise ValueError(f"{self.name}: predicate kind must be one of {PREDICATES}, "
+                                 f"got {p.kind!r}")
+            if p.kind == "lt" and not -half < p.value < half:  # else empty or the whole ring
+                raise ValueError(f"{self.name}: lt needs -2^{b - 1} < value < 2^{b - 1}")
+            if p.kind == "ltlow" and not (1 <= p.f <= self.n_in and 0 < p.value < 1 << p.f):
+                raise ValueError(f"{self.name}: ltlow needs 1 <= f <= n_in and 0 < value < 2^f")
+        if not self.outputs:
+            raise ValueError(f"{self.name}: needs at least one output")
+        for e in self.outputs:
+            _check_expr(e, len(self.predicates), self.name)
+
+    @property
+    def bits(self) -> int:
+        return self.reduce.bits
+
+
+def _check_expr(e, count: int, name: str) -> None:
+    arity = {"p": 1, "const": 1, "not": 1, "xor": 2, "and": 2}
+    if not isinstance(e, tuple) or not e or e[0] not in arity or len(e) != 1 + arity[e[0]]:
+        raise ValueError(f"{name}: bad expression {e!r}")
+    if e[0] == "p" and not (isinstance(e[1], int) and 0 <= e[1] < count):
+        raise ValueError(f"{name}: no predicate {e[1]!r}")
+    if e[0] == "const" and e[1] not in (0, 1):
+        raise ValueError(f"{name}: constants are 0 or 1, got {e[1]!r}")
+    if e[0] in ("not", "xor", "and"):
+        for sub in e[1:]:
+            _check_expr(sub, count, name)
+
+
+def predicate_interval(p: Predicate, b: int) -> tuple[int, int]:
+    """The cyclic interval [a, c) of unsigned y (Z_{2^b}) where an "lt"/"msb" predicate holds."""
+    beta = 0 if p.kind == "msb" else p.value
+    return 1 << (b - 1), beta & low_mask(b)
+
+
+def evaluate_predicates(desc: BitsDescriptor, x: torch.Tensor) -> list:
+    Ring(desc.n_in).check(x, "x")
+    y = Ring(desc.bits).signed(reduced(desc, x))
+    out = []
+    for p in desc.predicates:
+        if p.kind == "ltlow":
+            out.append(((x & low_mask(p.f)) < p.value).to(torch.int64))
+        else:
+            out.append((y < (0 if p.kind == "msb" else p.value)).to(torch.int64))
+    return out
+
+
+def evaluate_expr(e, preds: list, like: torch.Tensor) -> torch.Tensor:
+    if e[0] == "p":
+        return preds[e[1]]
+    if e[0] == "const":
+        return torch.full_like(like, e[1])
+    if e[0] == "not":
+        return 1 - evaluate_expr(e[1], preds, like)
+    a, b = evaluate_expr(e[1], preds, like), evaluate_expr(e[2], preds, like)
+    return a ^ b if e[0] == "xor" else a & b
+
+
+def evaluate_bits(desc: BitsDescriptor, x: torch.Tensor) -> torch.Tensor:
+    """The outputs' bits, shape x.shape + (outputs,)."""
+    preds = evaluate_predicates(desc, x)
+    return torch.stack([evaluate_expr(e, preds, x) for e in desc.outputs], dim=-1)

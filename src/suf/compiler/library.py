@@ -13,6 +13,8 @@ output equals the Sigma gate's bit for bit, with fewer exchanges, bits and key b
                       ring is the window (an eval-all lookup, no truncation exchange).
   suf_rsqrt           LayerNorm's 1/σ: the 128(n-7) intervals of constant bf16 index (one step
                       lookup over them, suf.gates.rsqrt's boundaries).
+  suf_predicates      the IR's predicates and Boolean helpers (suf.compiler.boolean) on GeLU's
+                      reduced input: MSB, y < β, low-bit comparisons, NOT / XOR / AND.
   suf_tanh, suf_sigmoid  the compiler on new functions (`compile_function`): round(f(x/2^12)·2^12)
                       as references, fitted to constant tails and one window.
 """
@@ -22,7 +24,7 @@ import functools
 
 import torch
 
-from suf.compiler import ir, lower
+from suf.compiler import boolean, ir, lower
 from suf.core.checks import check_bits, check_range, ring_input
 from suf.core.config import SCALE as F
 from suf.core.ring import low_mask
@@ -152,7 +154,7 @@ def sigmoid_descriptor(n: int) -> ir.Descriptor:
     return compile_function("suf_sigmoid", torch.sigmoid, n=n)
 
 
-def _function_example(bits: int, count: int) -> Example:
+def function_example(bits: int, count: int) -> Example:
     bound = gelu.input_bound(bits)
 
     def draw(g):
@@ -173,13 +175,61 @@ def _sigmoid_reference(x, *, n: int, layer=None, violations=None):
     return fixed_point_reference(torch.sigmoid, n)(x, layer=layer, violations=violations)
 
 
+# ================================================================================================
+# predicates and Boolean helpers
+# ================================================================================================
+@functools.lru_cache(maxsize=None)
+def predicates_descriptor(n: int) -> ir.BitsDescriptor:
+    """MSB(y), y < -300, x mod 2^12 < 2^11, x mod 2^9 < 100 on y = floor(x/64) (GeLU's
+    reduction), and outputs using every Boolean helper (ANDs two deep)."""
+    check_bits(n, gelu.GATE_MIN_BITS)
+    bound = gelu.input_bound(n)
+    preds = (ir.Predicate("msb"), ir.Predicate("lt", -300), ir.Predicate("ltlow", 1 << 11, 12),
+             ir.Predicate("ltlow", 100, 9))
+    p = [("p", i) for i in range(4)]
+    outputs = (p[0], ("not", p[0]), ("and", p[1], p[2]),
+               ("and", ("xor", p[0], p[3]), ("not", p[2])),
+               ("and", ("and", p[0], p[1]), p[3]), ("const", 1))
+    return ir.BitsDescriptor("suf_predicates", n, -bound, bound,
+                             ir.Reduce("shift", n - 2 * F + 7, F - 6), preds, outputs)
+
+
+def _predicates_reference(x, *, n: int, layer=None, violations=None):
+    desc = predicates_descriptor(n)
+    ring = ring_input(x, n)
+    check_range(ring.signed(x), desc.lo, desc.hi, "suf_predicates", layer=layer,
+                violations=violations)
+    return ir.evaluate_bits(desc, x)
+
+
+def _predicates_example(bits: int, count: int) -> Example:
+    ex = gelu.example(bits, count)
+    return Example(ex.inputs, ex.params, 1, ex.draw)
+
+
+def _predicates_layout(shape, *, n: int):
+    return boolean.layout(predicates_descriptor(n), shape)
+
+
+def _predicates_keygen(dealer, r_in, *, n: int, op: str = "suf_predicates"):
+    return boolean.keygen(dealer, predicates_descriptor(n), r_in, op=op)
+
+
+def _predicates_eval(party, x_hat, *, n: int, op: str = "suf_predicates"):
+    return boolean.eval(party, predicates_descriptor(n), x_hat, op=op)
+
+
+PREDICATES = register(Gate("suf_predicates", _predicates_layout, _predicates_keygen,
+                           _predicates_eval, _predicates_reference, _predicates_example))
+
+
 GELU = gate_from("suf_gelu", gelu_descriptor, gelu.reference, gelu.example)
 SILU = gate_from("suf_silu", silu_descriptor, silu.reference, silu.example)
 NEXP = gate_from("suf_nexp", nexp_descriptor, _nexp_reference, nexp.example)
 INVERSE = gate_from("suf_inverse", inverse_descriptor, inverse.reference, inverse.example)
 RSQRT = gate_from("suf_rsqrt", rsqrt_descriptor, rsqrt.reference, rsqrt.example)
-TANH = gate_from("suf_tanh", tanh_descriptor, _tanh_reference, _function_example)
-SIGMOID = gate_from("suf_sigmoid", sigmoid_descriptor, _sigmoid_reference, _function_example)
+TANH = gate_from("suf_tanh", tanh_descriptor, _tanh_reference, function_example)
+SIGMOID = gate_from("suf_sigmoid", sigmoid_descriptor, _sigmoid_reference, function_example)
 
 
 def descriptor(gate: str, **params) -> ir.Descriptor:

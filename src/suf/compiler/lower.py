@@ -45,6 +45,8 @@ from suf.fss import compare, lut as fss_lut, window
 from suf.mpc.gate import Bits, Call, Key, Layout, Open, Raw, Words, get
 
 STEP_MIN_INTERVALS = 16  # from this many constant intervals on, the step lookup is cheaper
+CHUNK_POINTS = 1 << 16  # comparison points walked at once on CPU (~2.5 KB each at b = 50)
+CUDA_CHUNK_POINTS = 1 << 20  # on a GPU the fused walk keeps nothing per level
 MAX_OPEN_BITS = 64
 
 
@@ -96,11 +98,7 @@ def layout(desc: ir.Descriptor, shape) -> Layout:
     N = int(torch.Size(shape).numel())
     if N == 0:
         raise ValueError(f"{desc.name}: needs at least one element")
-    steps = []
-    r = desc.reduce
-    if r.kind == "shift":
-        steps.append(Call("reduce", "tr_with_slack", ((N,),),
-                          {"n": desc.n_in, "s": r.shift, "bits_out": r.bits}))
+    steps = reduce_steps(desc, N)
     parts = [Raw("dpf", compare.payload_size(desc.bits, N))]
     if plan.indicators:
         parts.append(Bits("r_e", N * plan.indicators))
@@ -114,6 +112,33 @@ def layout(desc: ir.Descriptor, shape) -> Layout:
     return Layout(steps)
 
 
+def reduce_steps(desc, N: int) -> list:
+    """The reduction's sub-gate call (TrWithSlack for "shift"; the others are local)."""
+    r = desc.reduce
+    if r.kind != "shift":
+        return []
+    return [Call("reduce", "tr_with_slack", ((N,),),
+                 {"n": desc.n_in, "s": r.shift, "bits_out": r.bits})]
+
+
+def reduce_keygen(dealer, desc, r_x: torch.Tensor, op: str) -> torch.Tensor:
+    """r_y, the mask of the reduced input."""
+    r = desc.reduce
+    if r.kind == "shift":
+        return get("tr_with_slack").keygen(dealer, r_x, n=desc.n_in, s=r.shift, bits_out=r.bits,
+                                           op=f"{op}.reduce")
+    return r_x & low_mask(r.bits)
+
+
+def reduce_eval(party, desc, x_hat: torch.Tensor, op: str) -> torch.Tensor:
+    """y^, the masked reduced input."""
+    r = desc.reduce
+    if r.kind == "shift":
+        return get("tr_with_slack").eval(party, x_hat, n=desc.n_in, s=r.shift, bits_out=r.bits,
+                                         op=f"{op}.reduce")
+    return x_hat & low_mask(r.bits)
+
+
 # ================================================================================================
 # dealer
 # ================================================================================================
@@ -125,12 +150,7 @@ def keygen(dealer, desc: ir.Descriptor, r_in: torch.Tensor, *, op: str) -> torch
     lay = layout(desc, r_in.shape)
     N = r_in.numel()
     r_x = r_in.flatten()
-    r = desc.reduce
-    if r.kind == "shift":
-        r_y = get("tr_with_slack").keygen(dealer, r_x, n=desc.n_in, s=r.shift, bits_out=r.bits,
-                                          op=f"{op}.reduce")
-    else:
-        r_y = r_x & low_mask(r.bits)
+    r_y = reduce_keygen(dealer, desc, r_x, op)
     k0, k1 = compare.keygen(r_y, desc.bits, dealer.stream)
     values = {"dpf": (compare.to_payload(k0), compare.to_payload(k1))}
     r_e = dealer.mask((N, plan.indicators), 1) if plan.indicators else None
@@ -187,26 +207,20 @@ def eval(party, desc: ir.Descriptor, x_hat: torch.Tensor, *, op: str) -> torch.T
     lay = layout(desc, x_hat.shape)
     N = x_hat.numel()
     x = x_hat.flatten()
-    r = desc.reduce
-    if r.kind == "shift":
-        y = get("tr_with_slack").eval(party, x, n=desc.n_in, s=r.shift, bits_out=r.bits,
-                                      op=f"{op}.reduce")
-    else:
-        y = x & low_mask(r.bits)
+    y = reduce_eval(party, desc, x, op)
     key = party.read(op, lay.key())
     dk = compare.from_payload(key["dpf"], desc.bits, N, party.id, party.device)
     names = plan.corr_names()
     corr = {name: w for name, w in zip(names, key["corr"].view(N, len(names)).unbind(1))}
 
     bits, u, v = [], None, None
-    if plan.walks:
+    if plan.indicators:
         e = _interval_bits(party, dk, desc, y)  # (M, N) XOR shares
-        if plan.indicators:
-            bits += [e[i] ^ key["r_e"].view(N, -1)[:, i - 1] for i in range(1, desc.intervals)]
+        bits += [e[i] ^ key["r_e"].view(N, -1)[:, i - 1] for i in range(1, desc.intervals)]
     if desc.window is not None:
         u, v = _window_sums(party, dk, desc, y)
     elif plan.step:
-        u, v = _step_sums(party, e, desc)
+        u, v = _step_sums(party, dk, desc, y)
     if plan.sign:
         bits.append(fss_lut.sign_bit_share(u, party.id) ^ key["r_u"])
         v = (v + key["r_v"]) & low_mask(plan.v_bits)
@@ -218,12 +232,22 @@ def eval(party, desc: ir.Descriptor, x_hat: torch.Tensor, *, op: str) -> torch.T
 
 def _interval_bits(party, dk, desc: ir.Descriptor, y: torch.Tensor) -> torch.Tensor:
     """XOR shares of 1{y in I_i} for every interval (M, N), from M prefix-parity walks."""
-    b = desc.bits
-    starts = torch.tensor(desc.starts, dtype=torch.int64, device=y.device)
-    pts = (y[None, :] - starts[:, None]) & low_mask(b)  # y_j = y^ - a_j
-    lt = compare.eval_lt(dk, pts)
+    pts, lt = walk(dk, y, desc.starts, desc.bits)
     nxt, lt_nxt = pts.roll(-1, 0), lt.roll(-1, 0)  # a_M = 2^b = a_0
     return lt ^ lt_nxt ^ (party.id & (nxt > pts).to(torch.int64))
+
+
+def walk(dk, y_hat: torch.Tensor, cuts, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The points y_j = y^ - a_j (one row per cut a_j) and this party's XOR shares of
+    1{y_j < r_y} from the DPF key of r_y: one prefix-parity walk each."""
+    a = torch.tensor(list(cuts), dtype=torch.int64, device=y_hat.device)
+    pts = (y_hat[None, :] - a[:, None]) & low_mask(b)
+    return pts, compare.eval_lt(dk, pts)
+
+
+def arc_bit(party, pts_a, lt_a, pts_c, lt_c) -> torch.Tensor:
+    """XOR shares of 1{y in [a, c)} (cyclic, a != c) from the walks at a and c."""
+    return lt_a ^ lt_c ^ (party.id & (pts_c > pts_a).to(torch.int64))
 
 
 def _window_sums(party, dk, desc: ir.Descriptor, y: torch.Tensor):
@@ -239,10 +263,19 @@ def _window_sums(party, dk, desc: ir.Descriptor, y: torch.Tensor):
     return sign * S, sign * W
 
 
-def _step_sums(party, e: torch.Tensor, desc: ir.Descriptor):
-    consts = ir.coefficients(desc, e.device)[:, 0]
+def _step_sums(party, dk, desc: ir.Descriptor, y: torch.Tensor):
+    """(u, v) = ±(Σ_i e_i, Σ_i e_i·c_i) over the one-hot of y's interval: u0 + u1 = σ,
+    v0 + v1 = σ·c; elements in chunks of at most CHUNK_POINTS walks."""
+    consts = ir.coefficients(desc, y.device)[:, 0, None]
+    budget = CUDA_CHUNK_POINTS if y.device.type == "cuda" else CHUNK_POINTS
+    step = max(1, budget // desc.intervals)
+    us, vs = [], []
+    for a in range(0, y.numel(), step):
+        e = _interval_bits(party, dk[a:a + step], desc, y[a:a + step])
+        us.append(e.sum(0))
+        vs.append((consts * e).sum(0))
     sign = 1 - 2 * party.id
-    return sign * e.sum(0), sign * (consts[:, None] * e).sum(0)
+    return sign * torch.cat(us), sign * torch.cat(vs)
 
 
 def _open_mid(party, bits: list, v: torch.Tensor | None, plan: Plan, lay: Layout):
