@@ -311,29 +311,43 @@ if triton is not None:
         tl.store(v_ptr + point * N + key, v * sign, mask=valid)
 
     @triton.jit
-    def _window_word(w, base, start, W_ptr, valid, S, V, nmask, size):
-        """Accumulate the bits of word w (points base..base+31) that lie in the window: S += their
-        count, V += the weights at their offsets (point - start) mod 2^n, as a (lanes, 32) tile."""
+    def _below(x):
+        """uint32 mask of the bits below x (lanes, int64 in [0, 32])."""
+        one = tl.full(x.shape, 1, tl.uint32)
+        return tl.where(x >= 32, 0xFFFFFFFF, (one << (x & 31).to(tl.uint32)) - one)
+
+    @triton.jit
+    def _span_mask(lo, hi, j):
+        """uint32 mask of the bits of the word of points j..j+31 that lie in [lo, hi)."""
+        b = tl.minimum(tl.maximum(hi - j, 0), 32)
+        return _below(b) ^ _below(tl.minimum(tl.maximum(lo - j, 0), b))
+
+    @triton.jit
+    def _window_word(w, j, win, W_ptr, valid, S, V, ring, mask32, size):
+        """Accumulate the bits of word w (the slice's points j..j+31) that lie in the window
+        [win, win + size) or its copy one ring earlier: S += their count (a popcount), V += the
+        weights at their window offsets (j + i - win) & mask32, read as a (lanes, 32) tile."""
+        w &= _span_mask(win, win + size, j) | _span_mask(win - ring, win - ring + size, j)
+        c = w - ((w >> 1) & 0x55555555)
+        c = (c & 0x33333333) + ((c >> 2) & 0x33333333)
+        S += ((((c + (c >> 4)) & 0x0F0F0F0F) * 0x01010101) >> 24).to(tl.int64)
         i = tl.arange(0, 32)
-        idx = (base[:, None] + i[None, :] - start[:, None]) & nmask
-        # idx < 0 only for n = 64, where it is an offset >= 2^63 (outside the window)
-        sel = ((((w[:, None] >> i[None, :].to(tl.uint32)) & 1) == 1) & (idx >= 0) & (idx < size)
-               & valid[:, None])
-        S += tl.sum(sel.to(tl.int64), axis=1)
-        V += tl.sum(tl.load(W_ptr + tl.where(sel, idx, 0), mask=sel, other=0), axis=1)
+        sel = (((w[:, None] >> i[None, :].to(tl.uint32)) & 1) == 1) & valid[:, None]
+        idx = (j + i[None, :] - win.to(tl.int32)[:, None]) & mask32
+        V += tl.sum(tl.load(W_ptr + idx, mask=sel, other=0), axis=1)
         return S, V
 
     @triton.jit
-    def _window_leaf(b0, b1, b2, b3, base, start, W_ptr, valid, S, V, nmask, size):
-        S, V = _window_word(b0, base, start, W_ptr, valid, S, V, nmask, size)
-        S, V = _window_word(b1, base + 32, start, W_ptr, valid, S, V, nmask, size)
-        S, V = _window_word(b2, base + 64, start, W_ptr, valid, S, V, nmask, size)
-        S, V = _window_word(b3, base + 96, start, W_ptr, valid, S, V, nmask, size)
+    def _window_leaf(b0, b1, b2, b3, j, win, W_ptr, valid, S, V, ring, mask32, size):
+        S, V = _window_word(b0, j, win, W_ptr, valid, S, V, ring, mask32, size)
+        S, V = _window_word(b1, j + 32, win, W_ptr, valid, S, V, ring, mask32, size)
+        S, V = _window_word(b2, j + 64, win, W_ptr, valid, S, V, ring, mask32, size)
+        S, V = _window_word(b3, j + 96, win, W_ptr, valid, S, V, ring, mask32, size)
         return S, V
 
     @triton.jit(do_not_specialize=["LPK", "shift", "Ls", "R"])
     def _window_kernel(seed_ptr, cw_ptr, tr_ptr, leaf_ptr, start_ptr, W_ptr, S_ptr, V_ptr, N,
-                       LPK, shift, Ls, R, pmask, nmask, size, STACK: tl.constexpr,
+                       LPK, shift, Ls, R, pmask, nmask, ring, mask32, size, STACK: tl.constexpr,
                        ROUNDS: tl.constexpr, BLOCK: tl.constexpr):
         """Partial (S, W) of one slice per lane (dpf_window): LPK consecutive lanes per key, lane
         r of a key takes the subtree at level Ls with path ((start >> shift) + r) & pmask, walks
@@ -349,7 +363,16 @@ if triton is not None:
             bit = ((path >> (Ls - 1 - i)) & 1).to(tl.uint32)
             r0, r1, r2, r3 = _step(r0, r1, r2, r3, r0 & 1, bit, cw_ptr, tr_ptr, i, N, key, valid,
                                    ROUNDS)
-        first = (path << R) * 128  # the slice's first point (wraps for n = 64, as the ring does)
+        # Points are counted from the slice's first point (j < 2^20, int32).  n <= 31: the
+        # window is [win, win + size) mod ring = 2^n in j, i.e. that span and the one a ring
+        # earlier (a window around 0 or the whole ring), win < 2^31.  n >= 32: ring = 2^32 (no
+        # copy reaches the slice), win in [-2^30, 2^30] (a window 2^30 or more away is put at
+        # 2^30, where it misses the slice's < 2^20 points).
+        first = (path << R) * 128  # wraps for n = 64, as the ring does
+        ahead = (start - first) & nmask  # the window's start after the slice's first point
+        behind = (first - start) & nmask  # the slice's first point after the window's start
+        win = tl.where((ahead >= 0) & ((ahead < 1 << 30) | (ring <= 1 << 31)), ahead,
+                       tl.where((behind >= 0) & (behind < 1 << 30), -behind, 1 << 30))
         slot = tl.arange(0, STACK)[None, :]
         S0 = tl.zeros((BLOCK, STACK), tl.uint32)
         S1 = tl.zeros((BLOCK, STACK), tl.uint32)
@@ -387,14 +410,15 @@ if triton is not None:
             t = s0 & 1
             tm = tl.zeros_like(t) - t
             y = chacha_tree_block(s0 ^ t, s1, s2, s3, ROUNDS)
-            base = first + 256 * m
+            j = 256 * m
             w0, w1, w2, w3 = _load_block(leaf_ptr, key, valid)
             S, V = _window_leaf(y[0] ^ (w0 & tm), y[1] ^ (w1 & tm), y[2] ^ (w2 & tm),
-                                y[3] ^ (w3 & tm), base, start, W_ptr, valid, S, V, nmask, size)
+                                y[3] ^ (w3 & tm), j, win, W_ptr, valid, S, V, ring, mask32,
+                                size)
             w0, w1, w2, w3 = _load_block(leaf_ptr, N + key, valid)
             S, V = _window_leaf(y[4] ^ (w0 & tm), y[5] ^ (w1 & tm), y[6] ^ (w2 & tm),
-                                y[7] ^ (w3 & tm), base + 128, start, W_ptr, valid, S, V, nmask,
-                                size)
+                                y[7] ^ (w3 & tm), j + 128, win, W_ptr, valid, S, V, ring,
+                                mask32, size)
         tl.store(S_ptr + g, S, mask=valid)
         tl.store(V_ptr + g, V, mask=valid)
 
@@ -597,7 +621,8 @@ def dpf_window(seed, cw, tr, leaf, start, weights, n: int, k: int):
     _window_kernel[_grid(N * lpk, _LUT_BLOCK)](
         seed.contiguous(), cw.contiguous(), tr.contiguous(), leaf.contiguous(),
         start.contiguous(), weights.contiguous(), S, W, N, lpk, kk - s, L + s, kk - 7 - s,
-        (1 << (L + s)) - 1, -1 if n == 64 else (1 << n) - 1, 1 << k, STACK=STACK,
+        (1 << (L + s)) - 1, -1 if n == 64 else (1 << n) - 1, 1 << min(n, 32),
+        (1 << n) - 1 if n <= 31 else -1, 1 << k, STACK=STACK,
         ROUNDS=ROUNDS, BLOCK=_LUT_BLOCK, num_warps=_WARPS)
     return S.view(N, lpk).sum(1), W.view(N, lpk).sum(1)
 
