@@ -255,11 +255,11 @@ def lut():
 # (n, k, parties, WINDOW_LANES): k < 8, k = 8, k in 9..12, the whole ring (k = n).  None: the
 # default slicing (as many slices as allowed: one leaf pair each); 0: the fewest PRG calls (deeper
 # DFS, the stack pops).  n = 64 (a 55-level descent, ~20 s here) runs on the GPU only.
-WINDOW_CASES = ((9, 5, (0, 1), None), (10, 8, (0, 1), None), (11, 9, (0,), 0), (11, 9, (1,), None),
+WINDOW_CASES = ((8, 3, (0, 1), None), (9, 5, (0, 1), None), (10, 8, (0, 1), None), (11, 9, (0,), 0), (11, 9, (1,), None),
                 (13, 12, (1,), 0), (8, 8, (0, 1), None), (10, 10, (0,), 0), (12, 12, (1,), None))
 
 
-@check(cost=22)
+@check(cost=15)
 def window():
     """dpf_window against window.eval_window's torch path on random key tensors, 6 keys: starts
     at 2^n - 1 and 2^n - 2^(k-1) (windows around 0), 0 (the pair's second subtree untouched), a

@@ -48,9 +48,9 @@ INT64 = torch.int64
 MAX_POINTS = 3  # x may carry up to 3 evaluation points per key (SIGMA's prologue, spec §2.3)
 MAX_LUT_BITS = 16
 STACK = 8  # the LUT's DFS stack: slots for depths 1..D-1, D = k - 7 <= 9 (a power of two)
-MAX_WINDOW_BITS = 20  # dpf_window: windows of up to 2^20 points
-# dpf_window splits each key's subtrees into slices until about this many lanes run (a GPU full of
-# lanes: 132 SMs x ~1000 resident threads at the kernel's register use)
+MAX_WINDOW_BITS = 20  # dpf_window: windows of up to 2^20 points (a slice's offsets are int32)
+# dpf_window cuts each key's subtrees into slices until about this many lanes run: at its 168
+# registers (sm_90, 64 lanes on 4 warps) an H200 holds ~5·10^4 lanes, so this is ~2.5 waves
 WINDOW_LANES = 1 << 17
 
 
@@ -597,7 +597,10 @@ def dpf_window(seed, cw, tr, leaf, start, weights, n: int, k: int):
         key reads      the same count of cw/tr blocks, 2 leaf blocks per leaf pair
         weight reads   one int64 per set bit in the window (about 2^(k-1))
     n = 40, k = 16 and ~2e5 keys: s = 2, 5 slices of 128 leaf blocks, 765 blocks per key (the
-    torch path's two full subtrees: 1070).
+    torch path's two full subtrees: 1070); n = 33, k = 9: 2 x 27; n = 19, k = 19 (the whole
+    ring) and 4096 keys: s = 5, 32 slices of 128 leaf blocks, 4224 blocks per key.
+    Limits: 8 <= n <= 64, 0 <= k <= min(n, 20); a slice's DFS needs R <= STACK + 1, so s >=
+    kk - 16; N·LPK partial sums of each kind in memory (LPK = 2^s + 1 lanes per key, or 2^s).
     """
     N = _check_key(seed, cw, tr, leaf, n)
     _check_int64(start, "start")
