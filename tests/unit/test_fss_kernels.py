@@ -153,11 +153,13 @@ def test_lut_matches_torch_and_reconstructs(k):
 @needs_triton
 @pytest.mark.parametrize("lanes", [kernels.WINDOW_LANES, 0])
 @pytest.mark.parametrize("n,k,count", [(40, 16, 2048), (33, 9, 4096), (19, 19, 1024),
-                                       (64, 12, 512), (64, 20, 64), (12, 5, 4096), (8, 8, 512)])
+                                       (64, 12, 512), (64, 20, 64), (31, 12, 1024),
+                                       (32, 12, 1024), (12, 5, 4096), (8, 8, 512)])
 def test_window_matches_torch_and_reconstructs(n, k, count, lanes, monkeypatch):
     """dpf_window at the gates' sizes (nExp n=40 k=16, GELU n=33 k=9, inverse n=19 k=19 over the
-    whole ring) and at the edges, with the default slicing and the fewest PRG calls (lanes = 0:
-    the DFS fills the STACK for k >= 16); windows around 0 and alphas at their ends."""
+    whole ring) and at the edges (n = 31 | 32: the kernel's two ways of placing the window in a
+    slice), with the default slicing and the fewest PRG calls (lanes = 0: the DFS fills the
+    STACK for k >= 16); windows around 0 and alphas at their ends."""
     monkeypatch.setattr(kernels, "WINDOW_LANES", lanes)
     gen = torch.Generator().manual_seed(300 + n + k)
     m, size = low_mask(n), 1 << k
