@@ -252,11 +252,13 @@ def lut():
         _equal(one[1], want[1][1], f"lut k={k} one point")
 
 
-# (n, k, parties, WINDOW_LANES): k < 8 (k = 0: one point), k = 8, k in 9..12, the whole ring (k = n).  None: the
-# default slicing (as many slices as allowed: one leaf pair each); 0: the fewest PRG calls (deeper
-# DFS, the stack pops).  n = 64 (a 55-level descent, ~20 s here) runs on the GPU only.
-WINDOW_CASES = ((8, 3, (0, 1), None), (10, 0, (0, 1), None), (9, 5, (0, 1), None), (10, 8, (0, 1), None), (11, 9, (0,), 0), (11, 9, (1,), None),
-                (13, 12, (1,), 0), (8, 8, (0, 1), None), (10, 10, (0,), 0), (12, 12, (1,), None))
+# (n, k, parties, WINDOW_LANES): k < 8 (k = 0: one point), k = 8, k in 9..12, the whole ring
+# (k = n).  None: the default slicing (as many slices as allowed: one leaf pair each); 0: the
+# fewest PRG calls (deeper DFS, the stack pops).  n = 64 (a 55-level descent, ~20 s here) and
+# n = 31, 32 run on the GPU only.
+WINDOW_CASES = ((8, 3, (0, 1), None), (10, 0, (0, 1), None), (9, 5, (0, 1), None),
+                (10, 8, (0, 1), None), (11, 9, (0,), 0), (11, 9, (1,), None), (13, 12, (1,), 0),
+                (8, 8, (0, 1), None), (10, 10, (0,), 0), (12, 12, (1,), None))
 
 
 @check(cost=15)
