@@ -17,7 +17,7 @@ import os
 import pytest
 import torch
 
-from suf.fss import compare, dpf, kernels, lut
+from suf.fss import compare, dpf, kernels, lut, window
 from suf.fss.dpf import DPFKey
 from suf.fss.lut import LUTKey
 from suf.prg import Stream, expand
@@ -149,6 +149,40 @@ def test_lut_matches_torch_and_reconstructs(k):
     assert torch.equal(v[0] + v[1], sigma * table[(x_hat - alpha) & low_mask(k)])
 
 
+@pytest.mark.cuda
+@needs_triton
+@pytest.mark.parametrize("lanes", [kernels.WINDOW_LANES, 0])
+@pytest.mark.parametrize("n,k,count", [(40, 16, 2048), (33, 9, 4096), (19, 19, 1024),
+                                       (64, 12, 512), (64, 20, 64), (31, 12, 1024),
+                                       (32, 12, 1024), (12, 5, 4096), (8, 8, 512)])
+def test_window_matches_torch_and_reconstructs(n, k, count, lanes, monkeypatch):
+    """dpf_window at the gates' sizes (nExp n=40 k=16, GELU n=33 k=9, inverse n=19 k=19 over the
+    whole ring) and at the edges (n = 31 | 32: the kernel's two ways of placing the window in a
+    slice), with the default slicing and the fewest PRG calls (lanes = 0: the DFS fills the
+    STACK for k >= 16); windows around 0 and alphas at their ends."""
+    monkeypatch.setattr(kernels, "WINDOW_LANES", lanes)
+    gen = torch.Generator().manual_seed(300 + n + k)
+    m, size = low_mask(n), 1 << k
+    start = _rand64((count,), gen) & m
+    start[:4] = torch.tensor([m, (m - size // 2 + 1) & m, 0, (1 << max(k, 8)) - 1])
+    offset = torch.randint(0, 2 * size, (count,), generator=gen).to(DEV)
+    offset[:4] = torch.tensor([-1, 0, size - 1, size])
+    alpha = (start + offset) & m
+    weights = _rand64((size,), gen)
+    out = []
+    for key in _deal(alpha, n, n)[:2]:
+        got = kernels.dpf_window(*_parts(key), start, weights, n, k)
+        with torch_path():
+            want = window.eval_window(key, start, k, weights)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        out.append(got)
+    i = (alpha - start) & m
+    inside = (i >= 0) & (i < size)  # i < 0: an offset >= 2^63 (n = 64)
+    sigma = out[0][0] - out[1][0]
+    assert torch.equal(sigma.abs(), inside.long())
+    assert torch.equal(out[0][1] - out[1][1], sigma * weights[torch.where(inside, i, 0)])
+
+
 # -- input checks and the fallback (run everywhere) -------------------------------------------
 def _cpu_key(n, count=5):
     gen = torch.Generator().manual_seed(1)
@@ -168,6 +202,7 @@ def test_cpu_tensors_fall_back_to_torch():
     assert kernels.expand(key[0]) is None
     assert kernels.dpf_lut(*_cpu_key(9), x, torch.zeros(512, dtype=torch.int64), 9, 0) is None
     assert kernels.dpf_keygen(x, key[0], key[0], 13) is None
+    assert kernels.dpf_window(*key, x, torch.zeros(1024, dtype=torch.int64), 13, 10) is None
     assert not kernels.available(x)
 
 
@@ -192,3 +227,12 @@ def test_bad_input_is_named():
         kernels.dpf_lut(seed, cw, tr, leaf, x, torch.zeros(128, dtype=torch.int64), 7, 0)
     with pytest.raises(ValueError, match="root1 must have shape"):
         kernels.dpf_keygen(x, seed, seed[:4], 13)
+    weights = torch.zeros(1024, dtype=torch.int64)
+    with pytest.raises(ValueError, match="weights must have shape"):
+        kernels.dpf_window(seed, cw, tr, leaf, x, weights[:-1], 13, 10)
+    with pytest.raises(ValueError, match="start must have shape"):
+        kernels.dpf_window(seed, cw, tr, leaf, x[:4], weights, 13, 10)
+    with pytest.raises(ValueError, match="window bits k"):
+        kernels.dpf_window(seed, cw, tr, leaf, x, weights, 13, 14)
+    with pytest.raises(TypeError, match="weights must have dtype"):
+        kernels.dpf_window(seed, cw, tr, leaf, x, weights.int(), 13, 10)

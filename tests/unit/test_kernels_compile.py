@@ -60,3 +60,17 @@ def test_fss_kernels_with_one_key():
     assert ".entry" in compile_ptx(kernels._lut_kernel, lut,
                                    dict(N=1, party=1, E=1, STACK=8, ROUNDS=12, BLOCK=64))
 
+
+
+@pytest.mark.parametrize("one", [False, True])
+def test_window_kernel(one):
+    """dpf_window's kernel; with one key, one slice bit (pmask = 1) and k = 0 (size = 1), the
+    arguments that may be 1 (LPK, shift, Ls and R are never specialized)."""
+    sig = dict(seed_ptr=P, cw_ptr=P, tr_ptr=P, leaf_ptr=P, start_ptr=P, W_ptr=P, S_ptr=P,
+               V_ptr=P, N="i32", LPK="i32", shift="i32", Ls="i32", R="i32", pmask="i64",
+               nmask="i64", ring="i64", mask32="i32", size="i32", STACK=C, ROUNDS=C, BLOCK=C)
+    const = dict(STACK=8, ROUNDS=12, BLOCK=64)
+    if one:
+        sig.update(N=C, pmask=C, size=C)
+        const.update(N=1, pmask=1, size=1)
+    assert ".entry" in compile_ptx(kernels._window_kernel, sig, const)

@@ -1,7 +1,8 @@
 """Every Triton kernel in Triton's interpreter on small CPU tensors, bit for bit against its torch
 path: the dealer's stream (suf.prg.kernels.chacha_stream), G(s) (suf.fss.kernels.expand), the DPF
-walks (dpf_eval_point, dpf_eval_lt), the LUT's eval-all (dpf_lut), keygen (dpf_keygen) and the
-ring packing (suf.core.ring_kernels.pack / unpack, every width 3..63 that is not whole bytes).
+walks (dpf_eval_point, dpf_eval_lt), the LUT's eval-all (dpf_lut), the windowed evaluation
+(dpf_window), keygen (dpf_keygen) and the ring packing (suf.core.ring_kernels.pack / unpack,
+every width 3..63 that is not whole bytes).
 
 CI has no GPU, so this is where the kernels run there.  TRITON_INTERPRET is read when Triton is
 imported, so the checks below run in subprocesses started with TRITON_INTERPRET=1: this file is
@@ -251,6 +252,50 @@ def lut():
         _equal(one[1], want[1][1], f"lut k={k} one point")
 
 
+# (n, k, parties, WINDOW_LANES): k < 8 (k = 0: one point), k = 8, k in 9..12, the whole ring
+# (k = n).  None: the default slicing (as many slices as allowed: one leaf pair each); 0: the
+# fewest PRG calls (deeper DFS, the stack pops).  n = 64 (a 55-level descent, ~20 s here) and
+# n = 31, 32 run on the GPU only.
+WINDOW_CASES = ((8, 3, (0, 1), None), (10, 0, (0, 1), None), (9, 5, (0, 1), None),
+                (10, 8, (0, 1), None), (11, 9, (0,), 0), (11, 9, (1,), None), (13, 12, (1,), 0),
+                (8, 8, (0, 1), None), (10, 10, (0,), 0), (12, 12, (1,), None))
+
+
+@check(cost=15)
+def window():
+    """dpf_window against window.eval_window's torch path on random key tensors, 6 keys: starts
+    at 2^n - 1 and 2^n - 2^(k-1) (windows around 0), 0 (the pair's second subtree untouched), a
+    subtree's last point, and random.  Through window.eval_window once; k > 20 is left to the
+    torch path (None)."""
+    import torch
+    from suf.fss import kernels, window
+    from suf.fss.dpf import DPFKey
+    for n, k, parties, lanes in WINDOW_CASES:
+        gen = _gen(300 + n + k)
+        parts = _random_key(n, 6, gen)
+        start = _rand64((6,), gen) & _mask(n)
+        start[:4] = torch.tensor([_mask(n), (_mask(n) - (1 << k >> 1) + 1) & _mask(n), 0,
+                                  (1 << max(k, 8)) - 1])
+        weights = _rand64((1 << k,), gen)
+        for party in parties:
+            with torch_path():
+                want = window.eval_window(DPFKey(n, party, *parts), start, k, weights)
+            with pytest.MonkeyPatch.context() as mp:
+                if lanes is not None:
+                    mp.setattr(kernels, "WINDOW_LANES", lanes)
+                got = kernels.dpf_window(*parts, start, weights, n, k)
+            assert got is not None, "window: the kernel did not run"
+            _equal(got[0], want[0], f"window n={n} k={k} party {party} S")
+            _equal(got[1], want[1], f"window n={n} k={k} party {party} W")
+        if (n, k) == (9, 5):
+            got = window.eval_window(DPFKey(n, 1, *parts), start, k, weights)
+            _equal(got[0], want[0], "eval_window S")
+            _equal(got[1], want[1], "eval_window W")
+    parts = _random_key(21, 1, _gen(9))
+    assert kernels.dpf_window(*parts, torch.zeros(1, dtype=torch.int64),
+                              torch.zeros(1 << 21, dtype=torch.int64), 21, 21) is None
+
+
 @check(cost=16)
 def ring_pack():
     """ring_kernels.pack / unpack for every width 3..63 that is not whole bytes against
@@ -380,6 +425,10 @@ def test_keygen(interpreted):
 
 def test_lut(interpreted):
     _passed(interpreted, "lut")
+
+
+def test_window(interpreted):
+    _passed(interpreted, "window")
 
 
 def test_ring_pack(interpreted):

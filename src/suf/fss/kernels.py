@@ -48,6 +48,10 @@ INT64 = torch.int64
 MAX_POINTS = 3  # x may carry up to 3 evaluation points per key (SIGMA's prologue, spec §2.3)
 MAX_LUT_BITS = 16
 STACK = 8  # the LUT's DFS stack: slots for depths 1..D-1, D = k - 7 <= 9 (a power of two)
+MAX_WINDOW_BITS = 20  # dpf_window: windows of up to 2^20 points (a slice's offsets are int32)
+# dpf_window cuts each key's subtrees into slices until about this many lanes run: at its 168
+# registers (sm_90, 64 lanes on 4 warps) an H200 holds ~5·10^4 lanes, so this is ~2.5 waves
+WINDOW_LANES = 1 << 17
 
 
 def available(*tensors: torch.Tensor) -> bool:
@@ -306,6 +310,118 @@ if triton is not None:
         tl.store(u_ptr + point * N + key, u * sign, mask=valid)
         tl.store(v_ptr + point * N + key, v * sign, mask=valid)
 
+    @triton.jit
+    def _below(x):
+        """uint32 mask of the bits below x (lanes, int64 in [0, 32])."""
+        one = tl.full(x.shape, 1, tl.uint32)
+        return tl.where(x >= 32, 0xFFFFFFFF, (one << (x & 31).to(tl.uint32)) - one)
+
+    @triton.jit
+    def _span_mask(lo, hi, j):
+        """uint32 mask of the bits of the word of points j..j+31 that lie in [lo, hi)."""
+        b = tl.minimum(tl.maximum(hi - j, 0), 32)
+        return _below(b) ^ _below(tl.minimum(tl.maximum(lo - j, 0), b))
+
+    @triton.jit
+    def _window_word(w, j, win, W_ptr, valid, S, V, ring, mask32, size):
+        """Accumulate the bits of word w (the slice's points j..j+31) that lie in the window
+        [win, win + size) or its copy one ring earlier: S += their count (a popcount), V += the
+        weights at their window offsets (j + i - win) & mask32, read as a (lanes, 32) tile."""
+        w &= _span_mask(win, win + size, j) | _span_mask(win - ring, win - ring + size, j)
+        c = w - ((w >> 1) & 0x55555555)
+        c = (c & 0x33333333) + ((c >> 2) & 0x33333333)
+        S += ((((c + (c >> 4)) & 0x0F0F0F0F) * 0x01010101) >> 24).to(tl.int64)
+        i = tl.arange(0, 32)
+        sel = (((w[:, None] >> i[None, :].to(tl.uint32)) & 1) == 1) & valid[:, None]
+        idx = (j + i[None, :] - win.to(tl.int32)[:, None]) & mask32
+        V += tl.sum(tl.load(W_ptr + idx, mask=sel, other=0), axis=1)
+        return S, V
+
+    @triton.jit
+    def _window_leaf(b0, b1, b2, b3, j, win, W_ptr, valid, S, V, ring, mask32, size):
+        S, V = _window_word(b0, j, win, W_ptr, valid, S, V, ring, mask32, size)
+        S, V = _window_word(b1, j + 32, win, W_ptr, valid, S, V, ring, mask32, size)
+        S, V = _window_word(b2, j + 64, win, W_ptr, valid, S, V, ring, mask32, size)
+        S, V = _window_word(b3, j + 96, win, W_ptr, valid, S, V, ring, mask32, size)
+        return S, V
+
+    @triton.jit(do_not_specialize=["LPK", "shift", "Ls", "R"])
+    def _window_kernel(seed_ptr, cw_ptr, tr_ptr, leaf_ptr, start_ptr, W_ptr, S_ptr, V_ptr, N,
+                       LPK, shift, Ls, R, pmask, nmask, ring, mask32, size, STACK: tl.constexpr,
+                       ROUNDS: tl.constexpr, BLOCK: tl.constexpr):
+        """Partial (S, W) of one slice per lane (dpf_window): LPK consecutive lanes per key, lane
+        r of a key takes the subtree at level Ls with path ((start >> shift) + r) & pmask, walks
+        to its root (Ls blocks), expands it depth-first over the remaining R levels as
+        _lut_kernel does (2^R - 1 blocks, 2^R leaf blocks) and sums the window's bits in them."""
+        g = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        key = g // LPK
+        valid = key < N
+        start = tl.load(start_ptr + key, mask=valid, other=0)
+        path = ((start >> shift) + g % LPK) & pmask
+        r0, r1, r2, r3 = _load_block(seed_ptr, key, valid)
+        for i in range(Ls):
+            bit = ((path >> (Ls - 1 - i)) & 1).to(tl.uint32)
+            r0, r1, r2, r3 = _step(r0, r1, r2, r3, r0 & 1, bit, cw_ptr, tr_ptr, i, N, key, valid,
+                                   ROUNDS)
+        # Points are counted from the slice's first point (j < 2^20, int32).  n <= 31: the
+        # window is [win, win + size) mod ring = 2^n in j, i.e. that span and the one a ring
+        # earlier (a window around 0 or the whole ring), win < 2^31.  n >= 32: ring = 2^32 (no
+        # copy reaches the slice), win in [-2^30, 2^30] (a window 2^30 or more away is put at
+        # 2^30, where it misses the slice's < 2^20 points).
+        first = (path << R) * 128  # wraps for n = 64, as the ring does
+        ahead = (start - first) & nmask  # the window's start after the slice's first point
+        behind = (first - start) & nmask  # the slice's first point after the window's start
+        win = tl.where((ahead >= 0) & ((ahead < 1 << 30) | (ring <= 1 << 31)), ahead,
+                       tl.where((behind >= 0) & (behind < 1 << 30), -behind, 1 << 30))
+        slot = tl.arange(0, STACK)[None, :]
+        S0 = tl.zeros((BLOCK, STACK), tl.uint32)
+        S1 = tl.zeros((BLOCK, STACK), tl.uint32)
+        S2 = tl.zeros((BLOCK, STACK), tl.uint32)
+        S3 = tl.zeros((BLOCK, STACK), tl.uint32)
+        S = tl.zeros((BLOCK,), tl.int64)
+        V = tl.zeros((BLOCK,), tl.int64)
+        for m in range(1 << (R - 1)):
+            # as in _lut_kernel: m > 0 resumes at the pending right child at depth R-1-tz(m)
+            tz = 0
+            for b in tl.static_range(1, STACK):
+                tz += tl.where((m & ((1 << b) - 1)) == 0, 1, 0)
+            top = tl.where(m == 0, 0, R - 1 - tz)
+            take = slot == top - 1
+            s0 = tl.where(m == 0, r0, tl.sum(tl.where(take, S0, 0), axis=1).to(tl.uint32))
+            s1 = tl.where(m == 0, r1, tl.sum(tl.where(take, S1, 0), axis=1).to(tl.uint32))
+            s2 = tl.where(m == 0, r2, tl.sum(tl.where(take, S2, 0), axis=1).to(tl.uint32))
+            s3 = tl.where(m == 0, r3, tl.sum(tl.where(take, S3, 0), axis=1).to(tl.uint32))
+            for d in range(top, R - 1):
+                t = s0 & 1
+                tm = tl.zeros_like(t) - t
+                y = chacha_tree_block(s0 ^ t, s1, s2, s3, ROUNDS)
+                off = (Ls + d) * N + key
+                w0, w1, w2, w3 = _load_block(cw_ptr, off, valid)
+                tr = tl.load(tr_ptr + off, mask=valid, other=0).to(tl.uint32) & 1
+                put = slot == d
+                S0 = tl.where(put, (y[4] ^ (((w0 & 0xFFFFFFFE) | tr) & tm))[:, None], S0)
+                S1 = tl.where(put, (y[5] ^ (w1 & tm))[:, None], S1)
+                S2 = tl.where(put, (y[6] ^ (w2 & tm))[:, None], S2)
+                S3 = tl.where(put, (y[7] ^ (w3 & tm))[:, None], S3)
+                s0 = y[0] ^ (w0 & tm)
+                s1 = y[1] ^ (w1 & tm)
+                s2 = y[2] ^ (w2 & tm)
+                s3 = y[3] ^ (w3 & tm)
+            t = s0 & 1
+            tm = tl.zeros_like(t) - t
+            y = chacha_tree_block(s0 ^ t, s1, s2, s3, ROUNDS)
+            j = 256 * m
+            w0, w1, w2, w3 = _load_block(leaf_ptr, key, valid)
+            S, V = _window_leaf(y[0] ^ (w0 & tm), y[1] ^ (w1 & tm), y[2] ^ (w2 & tm),
+                                y[3] ^ (w3 & tm), j, win, W_ptr, valid, S, V, ring, mask32,
+                                size)
+            w0, w1, w2, w3 = _load_block(leaf_ptr, N + key, valid)
+            S, V = _window_leaf(y[4] ^ (w0 & tm), y[5] ^ (w1 & tm), y[6] ^ (w2 & tm),
+                                y[7] ^ (w3 & tm), j + 128, win, W_ptr, valid, S, V, ring,
+                                mask32, size)
+        tl.store(S_ptr + g, S, mask=valid)
+        tl.store(V_ptr + g, V, mask=valid)
+
     @triton.jit(do_not_specialize=["n"])
     def _keygen_kernel(alpha_ptr, root0_ptr, root1_ptr, seed0_ptr, seed1_ptr, cw_ptr, tr_ptr,
                        leaf_ptr, N, n, ROUNDS: tl.constexpr, BLOCK: tl.constexpr):
@@ -443,6 +559,75 @@ def dpf_lut(seed, cw, tr, leaf, x_hat, table, k: int, party: int):
                                            table.contiguous(), u, v, N, party, k, E=E, STACK=STACK,
                                            ROUNDS=ROUNDS, BLOCK=_LUT_BLOCK, num_warps=_WARPS)
     return u.reshape(x_hat.shape), v.reshape(x_hat.shape)
+
+
+def window_slices(N: int, n: int, k: int) -> int:
+    """log2 of the slices per subtree that dpf_window uses for N keys: the fewest PRG calls in all,
+    raised until about WINDOW_LANES lanes run (or the slices are single leaf pairs), and at least
+    enough that a slice's DFS fits the STACK."""
+    kk = max(k, 8)
+    L, R0 = n - kk, kk - 7
+    lo, hi = max(0, R0 - 1 - STACK), R0 - 1
+
+    def lanes(s):
+        return N * ((1 << s) + (L > 0))
+
+    s = min(range(lo, hi + 1), key=lambda s: lanes(s) * (L + s + (1 << (R0 - s)) - 1))
+    while s < hi and lanes(s) < WINDOW_LANES:
+        s += 1
+    return s
+
+
+def dpf_window(seed, cw, tr, leaf, start, weights, n: int, k: int):
+    """Windowed evaluation (suf.fss.window.eval_window) of N DPF keys over n-bit points: for each
+    key the window [start, start + 2^k) mod 2^n and this party's
+        S = sum_i bit(start + i),   W = sum_i weights[i]·bit(start + i)   mod 2^64 (int64 (N,)).
+    Returns (S, W), or None without Triton/CUDA and for k > MAX_WINDOW_BITS (20).  start must
+    hold n-bit values (not checked here: a device sync).
+
+    The window lies in the two aligned subtrees of 2^kk points (kk = max(k, 8), the subtree at
+    level L = n - kk holding start and the next one, cyclically), or in the whole tree when
+    L = 0.  Each subtree is cut into 2^s slices (window_slices) and only the slices that meet
+    the window are expanded: 2^s + 1 of the 2^(s+1) (L > 0; the window covers half of the pair
+    when k >= 8) or all 2^s (L = 0).  One lane per (key, slice), so that every lane of a program
+    runs the same DFS (Triton's lockstep: a per-lane DFS over the window's own leaves would
+    branch); the lanes' partial sums are added in torch (LPK lanes per key, no atomics).
+    Work per key, with R = kk - 7 - s levels per slice:
+        ChaCha blocks  (2^s + 1)·(L + s + 2^R - 1)    (2^s·(s + 2^R - 1) when L = 0)
+        key reads      the same count of cw/tr blocks, 2 leaf blocks per leaf pair
+        weight reads   one int64 per set bit in the window (about 2^(k-1))
+    n = 40, k = 16 and ~2e5 keys: s = 2, 5 slices of 128 leaf blocks, 765 blocks per key (the
+    torch path's two full subtrees: 1070); n = 33, k = 9: 2 x 27; n = 19, k = 19 (the whole
+    ring) and 4096 keys: s = 5, 32 slices of 128 leaf blocks, 4224 blocks per key.
+    Limits: 8 <= n <= 64, 0 <= k <= min(n, 20); a slice's DFS needs R <= STACK + 1, so s >=
+    kk - 16; N·LPK partial sums of each kind in memory (LPK = 2^s + 1 lanes per key, or 2^s).
+    """
+    N = _check_key(seed, cw, tr, leaf, n)
+    _check_int64(start, "start")
+    _check_int64(weights, "weights")
+    if tuple(start.shape) != (N,) or start.device != seed.device:
+        raise ValueError(f"start must have shape ({N},) on the key's device, got "
+                         f"{tuple(start.shape)} on {start.device}")
+    if not isinstance(k, int) or not 0 <= k <= n:
+        raise ValueError(f"window bits k must be an int in [0, n={n}], got {k!r}")
+    if tuple(weights.shape) != (1 << k,) or weights.device != seed.device:
+        raise ValueError(f"weights must have shape ({1 << k},) on the key's device, got "
+                         f"{tuple(weights.shape)} on {weights.device}")
+    if k > MAX_WINDOW_BITS or not available(seed):
+        return None
+    kk = max(k, 8)
+    L = n - kk
+    s = window_slices(N, n, k)
+    lpk = (1 << s) + (L > 0)
+    S = torch.empty(N * lpk, dtype=INT64, device=seed.device)
+    W = torch.empty_like(S)
+    _window_kernel[_grid(N * lpk, _LUT_BLOCK)](
+        seed.contiguous(), cw.contiguous(), tr.contiguous(), leaf.contiguous(),
+        start.contiguous(), weights.contiguous(), S, W, N, lpk, kk - s, L + s, kk - 7 - s,
+        (1 << (L + s)) - 1, -1 if n == 64 else (1 << n) - 1, 1 << min(n, 32),
+        (1 << n) - 1 if n <= 31 else -1, 1 << k, STACK=STACK,
+        ROUNDS=ROUNDS, BLOCK=_LUT_BLOCK, num_warps=_WARPS)
+    return S.view(N, lpk).sum(1), W.view(N, lpk).sum(1)
 
 
 def dpf_keygen(alpha, root0, root1, n: int):

@@ -11,6 +11,8 @@ an input that lives in a ring of any width.
 Cost per point set: the window lies inside two aligned subtrees of 2^max(k,8) points; each is
 reached by walking n - max(k,8) levels and expanded fully (2^(max(k,8)-7) leaf blocks), i.e. about
 2^(max(k,8)-6) PRG calls.  When the window is the whole ring (k = n) one full expansion is used.
+On CUDA the Triton kernel suf.fss.kernels.dpf_window gives the same (S, W) and expands only the
+slices of the two subtrees that meet the window.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import torch
 
 from suf import prg
 from suf.core.checks import check_bits
-from suf.fss import dpf
+from suf.fss import dpf, kernels
 from suf.fss.dpf import LEAF_BITS, DPFKey
 from suf.fss.sstable import block_bits
 
@@ -100,6 +102,10 @@ def eval_window(key: DPFKey, start: torch.Tensor, k: int,
         raise ValueError(f"weights must be an int64 tensor of 2^{k} entries")
     if weights.device != key.device:
         raise ValueError(f"weights lie on {weights.device} but the key on {key.device}")
+    if dpf.USE_KERNELS:
+        fused = kernels.dpf_window(key.seed, key.cw, key.tr, key.leaf, start, weights, key.n, k)
+        if fused is not None:
+            return fused
     span = 1 << (max(k, LEAF_BITS + 1) + 1)
     budget = CUDA_CHUNK_BITS if key.device.type == "cuda" else CHUNK_BITS
     step = max(1, budget // span)
