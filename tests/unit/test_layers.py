@@ -1,6 +1,6 @@
 """The house's layers as a DAG, enforced (docs/architecture.md):
 
-    core → prg → fss → keys, net → mpc → gates → graph → models → runtime → cli
+    core → prg → fss → keys, net → mpc → gates → compiler → graph → models → runtime → cli
 
 A module may import suf modules of its own package and of lower layers only (keys and net sit
 side by side and do not import each other), no module imports another module's private name, and
