@@ -35,7 +35,7 @@ def tiny():
     return load_model("bert-tiny", seed=3)
 
 
-# -- the mode's value -------------------------------------------------------------------------------
+# -- the mode's value ------------------------------------------------------------------------------
 def test_bad_mode_is_refused_in_one_line(tiny):
     for make in (lambda: ReferenceBackend(37, {}, nonlinear="fast"),
                  lambda: ModelJob(tiny, 1, 4, nonlinear="fast"),
@@ -54,7 +54,7 @@ def test_suf_mode_without_the_suf_gates_is_refused(tiny):
         ModelJob(tiny, 1, 4, nonlinear="suf")
 
 
-# -- layouts and plans ------------------------------------------------------------------------------
+# -- layouts and plans -----------------------------------------------------------------------------
 def test_composite_layouts_name_the_sub_gates_of_their_mode(suf_gate_standins):
     sm, ln = (lambda **k: softmax.layout((2, 8), n=50, **k),
               lambda **k: layernorm.layout((2, 12), (12,), (12,), n=50, **k))
@@ -84,7 +84,7 @@ def test_plan_sigma_is_the_default_and_suf_runs_the_suf_gates(suf_gate_standins)
     assert suf["rsqrt"]["rsqrt_exchanges"] > 0
 
 
-# -- end to end -------------------------------------------------------------------------------------
+# -- end to end ------------------------------------------------------------------------------------
 def _small_gpt2():
     config = transformers.GPT2Config(n_layer=1, n_embd=64, n_head=2, vocab_size=300,
                                      n_positions=16, bos_token_id=0, eos_token_id=0)
@@ -137,7 +137,7 @@ def test_gate_job_in_suf_mode_through_key_files(name, tmp_path, suf_gate_standin
     assert any(what == "eval" for _, what in suf_gate_standins)
 
 
-# -- key files and the handshake --------------------------------------------------------------------
+# -- key files and the handshake -------------------------------------------------------------------
 def test_sigma_meta_and_key_files_have_no_mode_field(tiny):
     assert ModelJob(tiny, 1, 4).meta == {"model": "bert-tiny", "batch": 1, "length": 4}
     assert GateJob("gelu", 50, 8).meta == {"gate": "gelu", "bits": 50, "count": 8}
@@ -181,7 +181,7 @@ def test_peers_of_different_modes_refuse_each_other(tmp_path, suf_gate_standins)
                           f"\"{mine}\", the peer has \"{theirs}\"")
 
 
-# -- the command line -------------------------------------------------------------------------------
+# -- the command line ------------------------------------------------------------------------------
 COMMANDS = [["run", "--model", "bert-tiny"], ["plan", "--model", "bert-tiny", "--seq", "4"],
             ["deal", "--model", "bert-tiny", "--seq", "4", "--out", "d"],
             ["serve", "--party", "0", "--peer", "h:1", "--keys", "k"], ["gate", "gelu"]]

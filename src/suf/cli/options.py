@@ -84,7 +84,8 @@ def add_nonlinear_option(p, extra: str = "") -> None:
     """--nonlinear sigma|suf: SIGMA's nonlinear gates (the default) or the SUF-compiled ones."""
     p.add_argument("--nonlinear", choices=NONLINEAR_MODES, default="sigma",
                    help="the nonlinear gates: sigma (SIGMA's, the default) or suf (the "
-                        "SUF-compiled suf_gelu, suf_silu, suf_nexp, suf_inverse, suf_rsqrt)" + extra)
+                        "SUF-compiled suf_gelu, suf_silu, suf_nexp, suf_inverse, suf_rsqrt)"
+                        + extra)
 
 
 def add_tls_options(p) -> None:

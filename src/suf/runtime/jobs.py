@@ -295,8 +295,8 @@ class ModelJob:
         m = self.model
         ref = m.reference(batch, nonlinear=self.nonlinear)
         out = {"model": m.spec.name, "bits": m.spec.bits, "nonlinear": self.nonlinear,
-               "batch": self.batch,
-               "length": self.length, "batch_ids": batch.ids.tolist(), "real": batch.real.tolist(),
+               "batch": self.batch, "length": self.length, "batch_ids": batch.ids.tolist(),
+               "real": batch.real.tolist(),
                "output": m.decode(y), "reference": m.decode(ref),
                "equal": bool(torch.equal(y, ref.cpu())), "float": m.float(batch)}
         if m.spec.family == "bert":

@@ -4,8 +4,9 @@ what `suf serve` runs).
 
 P0 (the model owner) listens, P1 (the client) connects; the handshake checks that both run the
 same nonlinear mode and hold keys of the same dealing, made for the same job.  A party refuses a
-key file dealt for the other nonlinear mode before opening it (so the file stays unused).  Then: setup (a model's W^, a gate's masked inputs;
-counted apart), a sync, the online phase (timed), and P1 unmasks the output with its output mask.
+key file dealt for the other nonlinear mode before opening it (so the file stays unused).
+Then: setup (a model's W^, a gate's masked inputs; counted apart), a sync, the online phase
+(timed), and P1 unmasks the output with its output mask.
 """
 from __future__ import annotations
 
@@ -111,8 +112,10 @@ def serve(party: int, job, keys, peer: str, values=None, *, device="cpu",
           insecure_plaintext: bool = False) -> dict:
     """One party of `job` with its key file `keys`: P0 listens at `peer` (HOST:PORT), P1
     connects to it; over TLS 1.3 with mutual authentication when `tls` is given, which a peer
-    that is not on loopback requires unless `insecure_plaintext` (`channel_policy`).  `values`: the party's cleartext inputs (`job.values(source)`).  Returns the
-    party's measured cost report (and P1's output, ring values)."""
+    that is not on loopback requires unless `insecure_plaintext` (`channel_policy`).  `values`:
+    the party's cleartext inputs (`job.values(source)`).  KeyFileError, before the file is used,
+    if it was dealt for another nonlinear mode than `job.nonlinear`.  Returns the party's
+    measured cost report (and P1's output, ring values)."""
     host, port = parse_peer(peer)
     channel_policy(peer, tls, insecure_plaintext)
     dev = torch.device(device)
