@@ -6,7 +6,8 @@ A test that needs CUDA is marked `cuda` and does not check for a GPU itself.  Wi
 the Triton kernels still run, in Triton's interpreter at small sizes
 (tests/unit/test_kernels_interpret.py).
 The helpers `harness`, `vectors` and `sigma_cost_model` live beside this file (pytest puts this
-folder on sys.path).
+folder on sys.path).  The fixture `suf_gate_standins` stands in for the SUF gates (nonlinear mode
+"suf") until they are registered.
 """
 from __future__ import annotations
 
@@ -21,3 +22,28 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def suf_gate_standins(monkeypatch):
+    """STAND-INS for the SUF gates while they are not in this tree: for each of gelu, silu, nexp,
+    inverse, rsqrt, registers "suf_<name>" delegating to SIGMA's gate (or, once the real SUF gate
+    is registered, that gate), wrapped to record its calls.  Yields the list of (gate, function)
+    calls; teardown restores the registry."""
+    from suf.mpc import gate as gates
+
+    calls = []
+
+    def spy(name, what, f):
+        def wrapped(*args, **kwargs):
+            calls.append((name, what))
+            return f(*args, **kwargs)
+        return wrapped
+
+    for g in gates.SUF_FORMS:
+        name = f"suf_{g}"
+        base = gates.REGISTRY.get(name) or gates.REGISTRY[g]
+        monkeypatch.setitem(gates.REGISTRY, name, gates.Gate(
+            name, base.layout, spy(name, "keygen", base.keygen), spy(name, "eval", base.eval),
+            spy(name, "reference", base.reference), base.example))
+    yield calls

@@ -34,7 +34,7 @@ def _one_error_line(err: str, prefix: str) -> str:
     (["gate", "relu", "--device", "cpux"], "--device"),
     (["run", "--seq", "0"], "--seq"),
     (["plan", "--model", "bert-tiny", "--seq", "x"], "--seq"),
-    (["run", "--nonlinear", "sigma"], "unrecognized arguments"),
+    (["run", "--frobnicate", "1"], "unrecognized arguments"),
     (["serve", "--party", "1", "--peer", "h:1", "--keys", "k", "--seed", "00"], "--seed"),
     ([], "required"),
 ])

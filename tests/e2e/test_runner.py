@@ -10,6 +10,7 @@ import pytest
 import sigma_cost_model as cm
 from suf.keys import KeyFileError, inspect_key_file
 from suf.runtime import GateJob, deal, run, serve
+from suf.runtime import serving
 from suf.runtime.dealing import key_file
 from suf.runtime.processes import free_port
 
@@ -106,7 +107,7 @@ def test_peer_dying_mid_run_gives_a_clear_error_within_the_timeout(tmp_path):
     port = free_port()
     p0 = _party(0, port, key_file(tmp_path, 0), tmp_path / "o0", timeout=5.0)
     info = inspect_key_file(key_file(tmp_path, 1))
-    hello = {"dealing_id": info.dealing_id.hex(), "model_hash": JOB.key_hash().hex()}
+    hello = serving.hello(JOB, info.dealing_id, JOB.key_hash())
     script = ("import os, sys, json; from suf.net.transport import Transport; "
               f"t = Transport.connect('127.0.0.1', {port}, party=1, hello=json.loads(sys.argv[1]),"
               " timeout=30); os._exit(3)")

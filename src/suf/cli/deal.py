@@ -6,7 +6,7 @@ prints dealing.json."""
 from __future__ import annotations
 
 from suf.cli import render
-from suf.cli.options import loading, positive_int, torch_device
+from suf.cli.options import add_nonlinear_option, loading, positive_int, torch_device
 
 
 def add_parser(sub) -> None:
@@ -18,6 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--bits", type=int, default=None, help="the ring Z_2^bits")
     p.add_argument("--device", type=torch_device, default="cpu", help="where the dealer computes")
     p.add_argument("--out", required=True, help="directory for the files")
+    add_nonlinear_option(p, "; recorded in the key files: the parties must run the same mode")
     p.set_defaults(run=run)
 
 
@@ -27,6 +28,7 @@ def run(args) -> int:
 
     with loading(f"--model {args.model}"):
         model = load_model(args.model, bits=args.bits)
-    info = deal(ModelJob(model, args.batch, args.seq, name=args.model), args.out, args.device)
+    job = ModelJob(model, args.batch, args.seq, name=args.model, nonlinear=args.nonlinear)
+    info = deal(job, args.out, args.device)
     render.print_json(info, indent=1)
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from suf.cli import render
-from suf.cli.options import loading, positive_int, seconds, torch_device
+from suf.cli.options import add_nonlinear_option, loading, positive_int, seconds, torch_device
 
 SEED_BYTES = 32
 
@@ -23,18 +23,22 @@ def add_parser(sub) -> None:
     p.add_argument("--timeout", type=seconds, default=60.0,
                    help="seconds a party waits for its peer")
     p.add_argument("--json", action="store_true", help="print the cost report as JSON")
+    add_nonlinear_option(p, ": gelu, silu, nexp, inverse, rsqrt run as suf_NAME, softmax and "
+                            "layernorm with those sub-gates; any other gate is refused with suf")
     p.set_defaults(run=run)
 
 
-def run_gate(name: str, bits: int, count: int, device: str, timeout: float = 60.0) -> dict:
+def run_gate(name: str, bits: int, count: int, device: str, timeout: float = 60.0,
+             nonlinear: str = "sigma") -> dict:
     from suf.runtime import GateJob, run
 
     with loading(f"gate {name}"):
-        job = GateJob(name, bits, count)
+        job = GateJob(name, bits, count, nonlinear)
     return run(job, os.urandom(SEED_BYTES), device=device, timeout=timeout)
 
 
 def run(args) -> int:
-    result = run_gate(args.name, args.bits, args.count, args.device, args.timeout)
+    result = run_gate(args.name, args.bits, args.count, args.device, args.timeout,
+                      args.nonlinear)
     render.gate_report(result, args.json)
     return 0 if result["equal"] else 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 
+from suf.core.config import NONLINEAR_MODES
 from suf.core.errors import InputError, SufError
 
 
@@ -77,6 +78,14 @@ def loading(what: str):
         raise InputError(f"{what}: {detail}") from e
     except (ValueError, TypeError) as e:
         raise InputError(f"{what}: {e}") from e
+
+
+def add_nonlinear_option(p, extra: str = "") -> None:
+    """--nonlinear sigma|suf: SIGMA's nonlinear gates (the default) or the SUF-compiled ones."""
+    p.add_argument("--nonlinear", choices=NONLINEAR_MODES, default="sigma",
+                   help="the nonlinear gates: sigma (SIGMA's, the default) or suf (the "
+                        "SUF-compiled suf_gelu, suf_silu, suf_nexp, suf_inverse, suf_rsqrt)"
+                        + extra)
 
 
 def add_tls_options(p) -> None:

@@ -89,7 +89,7 @@ def run_json(result: dict) -> None:
 def run_report(result: dict, device: str) -> None:
     con = _console()
     con.print(f"[bold]{result['model']}[/bold]  n={result['bits']}  batch={result['batch']}  "
-              f"seq={result['length']}  device={device}")
+              f"seq={result['length']}  nonlinear={result['nonlinear']}  device={device}")
 
     def row(t):
         return "  ".join(f"{v:+.4f}" for v in t[0, 0, :6].tolist()) + "  ..."
@@ -146,7 +146,8 @@ def plan_report(p: dict, as_json: bool) -> None:
     if as_json:
         print_json(p, indent=1)
     else:
-        t = _table(f"suf plan {p['model']} seq={p['seq']} batch={p['batch']} n={p['bits']}",
+        t = _table(f"suf plan {p['model']} seq={p['seq']} batch={p['batch']} n={p['bits']} "
+                   f"nonlinear={p['nonlinear']}",
                    ("figure", "ours", "SIGMA's graph (blocks only)"))
         s = p["sigma_scope"]
         t.add_row("online comm GiB (both directions)", f"{p['comm_bytes'] / 2**30:.3f}",

@@ -8,6 +8,9 @@ import os
 
 SCALE = 12  # f: fractional bits of every fixed-point value (SIGMA's scale; floor truncation)
 
+# the nonlinear mode of a model or gate: SIGMA's gates (the default) or the SUF-compiled ones
+NONLINEAR_MODES = ("sigma", "suf")
+
 
 
 def default_bits(model_name: str) -> int:

@@ -5,7 +5,8 @@ floor(floor(S·floor(2^12/d))/2^12), a multiple floor(2^12/d)·d/2^12 of the tru
 0.9375 for d = 768 (BERT-base, GPT-2): the "variance" then becomes var + (0.0625·mean)².
 
 The secure protocol (below the references) is SIGMA's GPU LayerNorm with our rsqrt (one interval
-lookup, suf.gates.rsqrt) in place of LLAMA's CPU F2BF16 + LUT.
+lookup, suf.gates.rsqrt) in place of LLAMA's CPU F2BF16 + LUT; `nonlinear="suf"` (part of the
+layout) runs "suf_rsqrt" in its place (suf.mpc.gate.nonlinear_gate), through the registry.
 """
 from __future__ import annotations
 
@@ -14,24 +15,26 @@ import torch
 from suf.core.checks import check_bits, check_gate_input, ring_input
 from suf.core.config import SCALE as F
 from suf.core.ring import low_mask
-from suf.gates import beaver, mul, rsqrt, tr_with_slack, trfloor
+from suf.gates import beaver, mul, tr_with_slack, trfloor
 from suf.gates.gelu import GATE_MIN_BITS
 from suf.gates.tr_with_slack import signed_below
-from suf.mpc.gate import Call, Example, Gate, Input, Key, Layout, Open, Words, register
+from suf.mpc.gate import (Call, Example, Gate, Input, Key, Layout, Open, Words, get,
+                          nonlinear_gate, register)
 
 
 # ================================================================================================
 # reference (cleartext)
 # ================================================================================================
-def reference_layernorm_stats(x: torch.Tensor, n: int, *, layer: str | None = None,
-                              violations: list | None = None):
+def reference_layernorm_stats(x: torch.Tensor, n: int, *, nonlinear: str = "sigma",
+                              layer: str | None = None, violations: list | None = None):
     """Per-row quantities of SIGMA's LayerNorm for ring values x (..., d) at scale 12 in Z_{2^n}.
 
     Returns (S, μ, V, r), each of shape (...) in Z_{2^n}:
       S = Σ_j x_j;
       μ = TrFloor(S, log2 d) if d is a power of two, else TrFloor(S·floor(2^12/d), 12);
       V = Σ_j (x_j - μ)² (scale 24), opened in the protocol;
-      r = rsqrt.reference(V, n, d): 1/σ at scale 12.  Precondition V < 2^(n-1) (RangeViolation).
+      r = rsqrt.reference(V, n, d): 1/σ at scale 12 ("suf_rsqrt"'s when nonlinear="suf").
+    Precondition V < 2^(n-1) (RangeViolation).
     """
     ring = ring_input(x, n, min_bits=GATE_MIN_BITS)
     if x.dim() < 1 or x.shape[-1] < 1:
@@ -42,13 +45,14 @@ def reference_layernorm_stats(x: torch.Tensor, n: int, *, layer: str | None = No
     mu = trfloor.reference(ring.wrap(s * mult), n=n, s=shift)
     z = ring.wrap(x - mu.unsqueeze(-1))
     v = ring.wrap((z * z).sum(dim=-1))  # int64 wraps mod 2^64, a multiple of 2^n
-    r = rsqrt.reference(v, n=n, d=d, op="layernorm V = sum (x - mu)^2", layer=layer,
-                        violations=violations)
+    r = get(nonlinear_gate("rsqrt", nonlinear)).reference(
+        v, n=n, d=d, op="layernorm V = sum (x - mu)^2", layer=layer, violations=violations)
     return s, mu, v, r
 
 
 def reference(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, *, n: int,
-              layer: str | None = None, violations: list | None = None) -> torch.Tensor:
+              nonlinear: str = "sigma", layer: str | None = None,
+              violations: list | None = None) -> torch.Tensor:
     """SIGMA's fixed-point LayerNorm of ring values x (..., d) at scale 12 in Z_{2^n}.
 
     gamma: (d,) at scale 12; beta: (d,) at scale 24 (2f): it is added before the last truncation.
@@ -67,7 +71,8 @@ def reference(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, *, n: in
                              f"{tuple(p.shape)}")
         if p.device != x.device:
             raise ValueError(f"{name} is on {p.device} but x is on {x.device}")
-    _, mu, _, r = reference_layernorm_stats(x, n, layer=layer, violations=violations)
+    _, mu, _, r = reference_layernorm_stats(x, n, nonlinear=nonlinear, layer=layer,
+                                            violations=violations)
     z = ring.wrap(x - mu.unsqueeze(-1))
     t = tr_with_slack.reference(ring.wrap(z * r.unsqueeze(-1)), n=n, s=F,
                                 op="layernorm (x - mu) * rsqrt", layer=layer,
@@ -126,7 +131,7 @@ def _check_inputs(x, gamma, beta, n, names):
     return ring, d
 
 
-def layout(x_shape, g_shape, b_shape, *, n: int) -> Layout:
+def layout(x_shape, g_shape, b_shape, *, n: int, nonlinear: str = "sigma") -> Layout:
     check_bits(n, GATE_MIN_BITS)
     d = _check_shapes(x_shape, g_shape, b_shape)
     x_shape = tuple(x_shape)
@@ -137,7 +142,7 @@ def layout(x_shape, g_shape, b_shape, *, n: int) -> Layout:
         Call("mean", "trfloor", (rows,), {"n": n, "s": shift}),
         Key("square", (Words("r_z", N, n), Words("c", N, n))),
         Open("V", _numel(rows), n),
-        Call("rsqrt", "rsqrt", (rows,), {"n": n, "d": d}),
+        Call("rsqrt", nonlinear_gate("rsqrt", nonlinear), (rows,), {"n": n, "d": d}),
         Call("mul_rsqrt", "mul", (x_shape, rows + (1,)), {"bits": n}),
         Call("trws_rsqrt", "tr_with_slack", (x_shape,), {"n": n, "s": F}),
         Call("mul_gamma", "mul", (x_shape, (d,)), {"bits": n}),
@@ -146,11 +151,12 @@ def layout(x_shape, g_shape, b_shape, *, n: int) -> Layout:
 
 
 def keygen(dealer, r_x: torch.Tensor, r_gamma: torch.Tensor, r_beta: torch.Tensor, *, n: int,
-           op: str = "layernorm") -> torch.Tensor:
+           nonlinear: str = "sigma", op: str = "layernorm") -> torch.Tensor:
     """Keys of LayerNorm for input masks r_x (..., d) and the masks r_γ, r_β (d,) of the published
     γ^, β^; returns the output mask (..., d)."""
     ring, d = _check_inputs(r_x, r_gamma, r_beta, n, ("r_x", "r_gamma", "r_beta"))
-    lay = layout(r_x.shape, r_gamma.shape, r_beta.shape, n=n)
+    lay = layout(r_x.shape, r_gamma.shape, r_beta.shape, n=n, nonlinear=nonlinear)
+    rsqrt = get(lay.calls("rsqrt")[0].gate)
     mult, shift = _mean_shift(d)
     r_mu = trfloor.keygen(dealer, ring.wrap(r_x.sum(-1) * mult), n=n, s=shift, op=f"{op}.mean")
     r_z = ring.wrap(r_x - r_mu.unsqueeze(-1))
@@ -165,11 +171,12 @@ def keygen(dealer, r_x: torch.Tensor, r_gamma: torch.Tensor, r_beta: torch.Tenso
 
 
 def eval(party, x_hat: torch.Tensor, gamma_hat: torch.Tensor, beta_hat: torch.Tensor, *,
-         n: int, op: str = "layernorm") -> torch.Tensor:
+         n: int, nonlinear: str = "sigma", op: str = "layernorm") -> torch.Tensor:
     """The masked LayerNorm output (..., d): reference(x, γ, β) + r_out, bit for bit under the
     reference's preconditions (V < 2^(n-1), both products inside TrWithSlack's gap)."""
     ring, d = _check_inputs(x_hat, gamma_hat, beta_hat, n, ("x_hat", "gamma_hat", "beta_hat"))
-    lay = layout(x_hat.shape, gamma_hat.shape, beta_hat.shape, n=n)
+    lay = layout(x_hat.shape, gamma_hat.shape, beta_hat.shape, n=n, nonlinear=nonlinear)
+    rsqrt = get(lay.calls("rsqrt")[0].gate)
     mult, shift = _mean_shift(d)
     mu = trfloor.eval(party, ring.wrap(x_hat.sum(-1) * mult), n=n, s=shift, op=f"{op}.mean")
     z = ring.wrap(x_hat - mu.unsqueeze(-1))

@@ -15,6 +15,10 @@ through the same public index arithmetic, so keygen and eval mirror each other s
   normalise  SIGMA's windowMul e·inv[row] (a Beaver product, suf.gates.beaver, with the row's
              inverse broadcast over its packed entries), opened, then TrWithSlack(12) (3)
 35 exchanges at L = 128, each one for all rows of the tensor.
+
+`nonlinear="suf"` (part of the layout) runs "suf_nexp" and "suf_inverse" in place of "nexp" and
+"inverse" (suf.mpc.gate.nonlinear_gate); both are called through the registry, the rest is the
+same.
 """
 from __future__ import annotations
 
@@ -23,11 +27,12 @@ import torch
 from suf.core.checks import check_gate_input, check_range, ring_input
 from suf.core.config import SCALE as F
 from suf.core.ring import Ring, low_mask
-from suf.gates import beaver, inverse, nexp, softmax_max, tr_with_slack
+from suf.gates import beaver, softmax_max, tr_with_slack
 from suf.gates.causal_matmul import pack_tril, unpack_tril
 from suf.gates.gelu import GATE_MIN_BITS
 from suf.gates.softmax_max import reduced_bits
-from suf.mpc.gate import Call, Example, Gate, Input, Layout, Open, register
+from suf.mpc.gate import (Call, Example, Gate, Input, Layout, Open, get, nonlinear_gate,
+                          register)
 
 
 class _Rows:
@@ -74,18 +79,19 @@ class _Rows:
         return out.index_add_(0, row, v) & low_mask(bits)
 
 
-def _layout(rows: _Rows, n: int) -> Layout:
+def _layout(rows: _Rows, n: int, nonlinear: str) -> Layout:
     P, R = rows.total, len(rows.counts)
     return Layout([Call("max", "softmax_max", ((P,),), {"n": n, "counts": rows.counts}),
-                   Call("nexp", "nexp", ((P,),), {"n": n}),
-                   Call("inverse", "inverse", ((R,),), {"n": n, "length": rows.length}),
+                   Call("nexp", nonlinear_gate("nexp", nonlinear), ((P,),), {"n": n}),
+                   Call("inverse", nonlinear_gate("inverse", nonlinear), ((R,),),
+                        {"n": n, "length": rows.length}),
                    beaver.key(P, R, P, n, "normalise.mul"),
                    Open("normalise", P, n),
                    Call("normalise.trws", "tr_with_slack", ((P,),), {"n": n, "s": F})])
 
 
-def layout(shape, *, n: int, causal: bool = False) -> Layout:
-    return _layout(_Rows(shape, causal), n)
+def layout(shape, *, n: int, causal: bool = False, nonlinear: str = "sigma") -> Layout:
+    return _layout(_Rows(shape, causal), n, nonlinear)
 
 
 def _row_product(row: torch.Tensor):
@@ -93,14 +99,15 @@ def _row_product(row: torch.Tensor):
     return lambda e, inv: e * inv[row]
 
 
-def keygen(dealer, r_in: torch.Tensor, *, n: int, causal: bool = False,
+def keygen(dealer, r_in: torch.Tensor, *, n: int, causal: bool = False, nonlinear: str = "sigma",
            op: str = "softmax") -> torch.Tensor:
     """Keys of SIGMA's softmax over the last axis of inputs masked with r_in (Z_{2^n}, scale 12);
     causal: (..., L, L) blocks, lower triangle only.  Returns the output mask (r_in's shape; 0
     above the diagonal when causal)."""
     ring_input(r_in, n, "r_in", min_bits=GATE_MIN_BITS)
     rows = _Rows(r_in.shape, causal)
-    lay = _layout(rows, n)
+    lay = _layout(rows, n, nonlinear)
+    nexp, inverse = (get(c.gate) for c in lay.calls("nexp") + lay.calls("inverse"))
     row = rows.row(r_in.device)
     r_x = rows.pack(r_in)
     r_m = softmax_max.keygen(dealer, r_x, n=n, counts=rows.counts, op=f"{op}.max")
@@ -113,13 +120,14 @@ def keygen(dealer, r_in: torch.Tensor, *, n: int, causal: bool = False,
     return rows.unpack(tr_with_slack.keygen(dealer, r_p, n=n, s=F, op=f"{op}.normalise.trws"))
 
 
-def eval(party, x_hat: torch.Tensor, *, n: int, causal: bool = False,
+def eval(party, x_hat: torch.Tensor, *, n: int, causal: bool = False, nonlinear: str = "sigma",
          op: str = "softmax") -> torch.Tensor:
     """The opened masked softmax; equals reference(x, n=n, causal=causal) on its valid range.
     Transfers are counted under the scopes op.max, op.nexp, op.inverse, op.normalise."""
     check_gate_input(x_hat, n, "x_hat", min_bits=GATE_MIN_BITS)
     rows = _Rows(x_hat.shape, causal)
-    lay = _layout(rows, n)
+    lay = _layout(rows, n, nonlinear)
+    nexp, inverse = (get(c.gate) for c in lay.calls("nexp") + lay.calls("inverse"))
     row = rows.row(x_hat.device)
     x = rows.pack(x_hat)
     with party.scope(f"{op}.max"):
@@ -147,8 +155,8 @@ def _logit_spread_check(x: torch.Tensor, n: int, valid: torch.Tensor | None, lay
                        layer=layer, violations=violations, where=valid)
 
 
-def reference(x: torch.Tensor, *, n: int, causal: bool = False, layer: str | None = None,
-              violations: list | None = None) -> torch.Tensor:
+def reference(x: torch.Tensor, *, n: int, causal: bool = False, nonlinear: str = "sigma",
+              layer: str | None = None, violations: list | None = None) -> torch.Tensor:
     """SIGMA's fixed-point softmax over the last axis of ring values x (scale 12) in Z_{2^n}.
 
     Step by step as `gpuSoftmax`:
@@ -160,7 +168,8 @@ def reference(x: torch.Tensor, *, n: int, causal: bool = False, layer: str | Non
     ignored).  Precondition: in every row max - min < 2^(n-f) (2^38 at n = 50), so that every
     difference fits the 39-bit comparisons of the 40-bit ring (checked: RangeViolation); the
     absolute level of the logits does not matter.  Bit-exact with SIGMA's ClearText `softmax`
-    (mode 0) and `softmax_triangular` inside that range.
+    (mode 0) and `softmax_triangular` inside that range.  nonlinear="suf": steps 3 and 5 are the
+    references of "suf_nexp" and "suf_inverse".
     """
     ring = ring_input(x, n, min_bits=GATE_MIN_BITS)
     if x.dim() < 1 or x.shape[-1] < 1:
@@ -177,6 +186,7 @@ def reference(x: torch.Tensor, *, n: int, causal: bool = False, layer: str | Non
     _logit_spread_check(x, n, valid, layer, violations)
 
     r = Ring(reduced_bits(n))
+    nexp, inverse = (get(nonlinear_gate(g, nonlinear)) for g in ("nexp", "inverse"))
     m = softmax_max.tournament(x, n=n, count=count)
     e = nexp.reference(r.wrap(m.unsqueeze(-1) - x), n=n)
     if valid is not None:

@@ -25,6 +25,10 @@ this module.  The named helpers below are the model's vocabulary on top of `gate
   layernorm(x, name)          γ = `name.g` (scale 12), β = `name.b` (scale 24)
   add(x, y)                   local
 
+The nonlinear mode (`nonlinear`, "sigma" or "suf"; suf.mpc.gate.nonlinear_gate) is the backend's:
+in SUF mode `gelu` runs "suf_gelu" and softmax and LayerNorm their SUF sub-gates
+(nonlinear="suf"); everything else is the same.
+
 Parameters come from the backend's view of the parameter store: the reference holds W, the dealer
 r_W (drawn once per deployment), the parties W^ = W + r_W (published once by the model owner).
 
@@ -54,10 +58,11 @@ class Backend:
     """What the backends share: the ring, the parameter view, naming, local ops, and the model's
     gate vocabulary on top of `gate` (which each backend implements)."""
 
-    def __init__(self, bits: int, params: dict):
+    def __init__(self, bits: int, params: dict, nonlinear: str = "sigma"):
         self.n = bits
         self.ring = Ring(bits)
         self.params = params
+        self.nonlinear = gates.check_nonlinear(nonlinear)
         self._layer: int | None = None
         self.progress = None  # e.g. a tqdm bar: advanced by one after each layer
 
@@ -109,14 +114,14 @@ class Backend:
                          shift=shift)
 
     def softmax(self, x, op, causal=False):
-        return self.gate("softmax", x, op=op, n=self.n, causal=causal)
+        return self.gate("softmax", x, op=op, n=self.n, causal=causal, nonlinear=self.nonlinear)
 
     def gelu(self, x, op="gelu"):
-        return self.gate("gelu", x, op=op, n=self.n)
+        return self.gate(gates.nonlinear_gate("gelu", self.nonlinear), x, op=op, n=self.n)
 
     def layernorm(self, x, name):
         return self.gate("layernorm", x, self.param(f"{name}.g"), self.param(f"{name}.b"), op=name,
-                         n=self.n)
+                         n=self.n, nonlinear=self.nonlinear)
 
 
 class ReferenceBackend(Backend):
@@ -124,8 +129,9 @@ class ReferenceBackend(Backend):
     checked by its reference; a violation raises `RangeViolation` naming the check and the layer,
     or, with `violations=[]`, is appended to that list and the computation goes on."""
 
-    def __init__(self, bits: int, params: dict, violations: list | None = None):
-        super().__init__(bits, params)
+    def __init__(self, bits: int, params: dict, violations: list | None = None,
+                 nonlinear: str = "sigma"):
+        super().__init__(bits, params, nonlinear)
         self.violations = violations
 
     def gate(self, name, *inputs, op, **params):
@@ -151,8 +157,8 @@ class DealerBackend(Backend):
     `masks` (r_W of the deployment).  `key_report` holds, per (layer, op), both parties' key
     payload bytes and SIGMA's per-call headers (to compare with sigma_cost_model's key sizes)."""
 
-    def __init__(self, bits: int, masks: dict, dealer):
-        super().__init__(bits, masks)
+    def __init__(self, bits: int, masks: dict, dealer, nonlinear: str = "sigma"):
+        super().__init__(bits, masks, nonlinear)
         self.dealer = dealer
         self.key_report: dict[tuple, dict] = {}
 
@@ -171,8 +177,8 @@ class PartyBackend(Backend):
     """Walks the graph on masked values as `party` (suf.mpc.party.Party) with the published
     masked parameters `masked` (W^ = W + r_W).  Each op's transfers are scoped (op, layer)."""
 
-    def __init__(self, bits: int, masked: dict, party):
-        super().__init__(bits, masked)
+    def __init__(self, bits: int, masked: dict, party, nonlinear: str = "sigma"):
+        super().__init__(bits, masked, nonlinear)
         self.party = party
 
     def gate(self, name, *inputs, op, **params):
@@ -185,9 +191,9 @@ class PlanBackend(Backend):
     (suf.mpc.gate.cost, the fold of its layout; tests check it against the counters): `layers[i]`
     per transformer block, `outside` for the gates outside any block."""
 
-    def __init__(self, bits: int, param_shapes: dict):
+    def __init__(self, bits: int, param_shapes: dict, nonlinear: str = "sigma"):
         super().__init__(bits, {k: torch.empty(s, dtype=torch.int64, device=META)
-                                for k, s in param_shapes.items()})
+                                for k, s in param_shapes.items()}, nonlinear)
         self.layers: dict[int, gates.Cost] = {}
         self.outside = gates.Cost()
 

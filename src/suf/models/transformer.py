@@ -303,10 +303,12 @@ class Model(ClientModel):
     def forward(self, be, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return forward(be, self.spec, x, bias)
 
-    def reference(self, batch: Batch, violations: list | None = None) -> torch.Tensor:
+    def reference(self, batch: Batch, violations: list | None = None, *,
+                  nonlinear: str = "sigma") -> torch.Tensor:
         """The cleartext fixed-point output (B, L, d), ring values at scale 12 (bit-exact with
-        the secure run).  Range violations raise, or go to `violations` when a list is given."""
-        be = ReferenceBackend(self.spec.bits, self.params, violations)
+        the secure run in the same nonlinear mode, "sigma" or "suf").  Range violations raise, or
+        go to `violations` when a list is given."""
+        be = ReferenceBackend(self.spec.bits, self.params, violations, nonlinear)
         return self.forward(be, *self.embed(batch))
 
     @torch.no_grad()

@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from suf.core.config import NONLINEAR_MODES
+from suf.core.errors import InputError
 from suf.core.ring import packed_size
 
 
@@ -173,6 +175,30 @@ def get(name: str) -> Gate:
     if name not in REGISTRY:
         raise KeyError(f"unknown gate {name!r}; registered: {', '.join(sorted(REGISTRY))}")
     return REGISTRY[name]
+
+
+# -- the nonlinear mode: which gate computes a nonlinear function -------------------------------
+SUF_FORMS = ("gelu", "silu", "nexp", "inverse", "rsqrt")  # each has "suf_<name>", same interface
+
+
+def check_nonlinear(mode) -> str:
+    """`mode` if it is a nonlinear mode ("sigma" or "suf"); for "suf", the SUF gates must be
+    registered.  InputError otherwise."""
+    if mode not in NONLINEAR_MODES:
+        raise InputError(f"nonlinear mode must be one of {', '.join(map(repr, NONLINEAR_MODES))}, "
+                         f"got {mode!r}")
+    missing = [f"suf_{g}" for g in SUF_FORMS if mode == "suf" and f"suf_{g}" not in REGISTRY]
+    if missing:
+        raise InputError(f"nonlinear mode 'suf' needs the SUF gates, not registered: "
+                         f"{', '.join(missing)}")
+    return mode
+
+
+def nonlinear_gate(name: str, mode: str) -> str:
+    """The gate that computes SIGMA's gate `name` in nonlinear `mode`: "suf_<name>" in SUF mode
+    for the SUF_FORMS, `name` otherwise."""
+    check_nonlinear(mode)
+    return f"suf_{name}" if mode == "suf" and name in SUF_FORMS else name
 
 
 # -- cost: a fold over the layout ----------------------------------------------------------------

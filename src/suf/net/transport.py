@@ -444,7 +444,8 @@ def _hello_record(party: int, hello: Mapping | None) -> dict:
 
 
 def _compare_hello(ours: dict, peer: dict) -> None:
-    """Raise HandshakeError naming the first field that differs (party ids must differ)."""
+    """Raise HandshakeError naming the first field that differs (party ids must differ): the
+    caller's fields in the order of this party's hello, then those only the peer has."""
     missing = object()
 
     def check(key: str) -> None:
@@ -460,7 +461,8 @@ def _compare_hello(ours: dict, peer: dict) -> None:
         raise HandshakeError(f"handshake: both parties claim party id {ours['party']}")
     if peer.get("party") != 1 - ours["party"]:
         raise HandshakeError(f"handshake: the peer claims party id {peer.get('party')!r}")
-    for key in sorted((set(ours) | set(peer)) - {"protocol", "version", "party"}):
+    fixed = {"protocol", "version", "party"}
+    for key in [k for k in ours if k not in fixed] + sorted(set(peer) - set(ours) - fixed):
         check(key)
 
 

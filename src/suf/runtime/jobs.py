@@ -8,6 +8,10 @@ its example draws from.  What it says to the rest of the runtime:
 
   inputs, bits, meta, key_hash()   what the keys are for (meta goes into the key files, the hash
                                    binds them to the job and is checked at the handshake)
+  nonlinear                        the nonlinear mode, "sigma" or "suf" (suf.mpc.gate
+                                   .nonlinear_gate); in the meta as "nonlinear": "suf" in SUF
+                                   mode only, so that Sigma-mode key files are as before and a
+                                   meta without it is Sigma's (`check_keys_mode`)
   keygen(dealer, masks)            the dealer: the keys of the computation on the input masks
   setup(party, values)             before the online clock: P0 publishes W^ (model); the owners
                                    send their masked inputs (gate)
@@ -42,6 +46,19 @@ from suf.prg import Stream
 from suf.runtime.deployment import DEPLOYMENT_FILE, Deployment, publish_weights
 
 INPUT_MASKS, OUTPUT_MASK = "input-masks", "output-mask"
+COMPOSITES = ("softmax", "layernorm")  # gates that take the nonlinear mode as a parameter
+
+
+def _mode_meta(meta: dict, nonlinear: str) -> dict:
+    return meta if nonlinear == "sigma" else {**meta, "nonlinear": nonlinear}
+
+
+def check_keys_mode(meta: dict, nonlinear: str, what: str = "the key file") -> None:
+    """Refuse keys dealt for the other nonlinear mode (a meta without "nonlinear" is Sigma's)."""
+    dealt = meta.get("nonlinear", "sigma")
+    if dealt != nonlinear:
+        raise KeyFileError(f"{what} was dealt for nonlinear mode {dealt!r} but this party runs "
+                           f"{nonlinear!r} (--nonlinear {dealt})")
 
 
 # ================================================================================================
@@ -120,9 +137,11 @@ def _value(inp: Input, values, i: int) -> torch.Tensor:
 # ================================================================================================
 class GateJob:
     """The registered gate `name` (suf.mpc.gate.REGISTRY) on its example at ring size `bits`
-    over `count` elements: the inputs, parameters and valid draws its module declares."""
+    over `count` elements: the inputs, parameters and valid draws its module declares.
+    nonlinear="suf" runs "suf_<name>" for the SUF_FORMS (gelu, silu, nexp, inverse, rsqrt) and
+    softmax and layernorm with their SUF sub-gates; any other gate is refused in SUF mode."""
 
-    def __init__(self, name: str, bits: int = 50, count: int = 1024):
+    def __init__(self, name: str, bits: int = 50, count: int = 1024, nonlinear: str = "sigma"):
         if name not in gates.REGISTRY:
             raise InputError(f"unknown gate {name!r}; registered: "
                              f"{', '.join(sorted(gates.REGISTRY))}")
@@ -130,15 +149,23 @@ class GateJob:
             raise InputError(f"gate bits must be an int in [2, 64], got {bits!r}")
         if not _is_int(count) or count < 1:
             raise InputError(f"gate count must be an int >= 1, got {count!r}")
-        self.name, self.bits, self.count = name, bits, count
-        self.gate = gates.get(name)
+        self.gate_name = gates.nonlinear_gate(name, nonlinear)
+        if nonlinear == "suf" and self.gate_name == name and name not in COMPOSITES:
+            raise InputError(f"gate {name!r} has no SUF form: nonlinear mode 'suf' applies to "
+                             f"{', '.join(gates.SUF_FORMS + COMPOSITES)}")
+        self.name, self.bits, self.count, self.nonlinear = name, bits, count, nonlinear
+        self.gate = gates.get(self.gate_name)
         self.example = self.gate.example(bits, count)
+        self.params = dict(self.example.params)
+        if nonlinear == "suf" and name in COMPOSITES:
+            self.params["nonlinear"] = nonlinear
         self.inputs = self.example.inputs
-        self.cost = gates.cost(name, *(i.shape for i in self.inputs), **self.example.params)
+        self.cost = gates.cost(self.gate_name, *(i.shape for i in self.inputs), **self.params)
 
     @property
     def meta(self) -> dict:
-        return {"gate": self.name, "bits": self.bits, "count": self.count}
+        return _mode_meta({"gate": self.name, "bits": self.bits, "count": self.count},
+                          self.nonlinear)
 
     @property
     def out_bits(self) -> int:
@@ -149,7 +176,7 @@ class GateJob:
                                digest_size=32).digest()
 
     def keygen(self, dealer, masks):
-        r_out = self.gate.keygen(dealer, *masks, op=self.name, **self.example.params)
+        r_out = self.gate.keygen(dealer, *masks, op=self.name, **self.params)
         return r_out, {(None, self.name): {"payload": list(dealer.key_bytes),
                                            "headers": dealer.sigma_header_bytes}}
 
@@ -159,7 +186,7 @@ class GateJob:
 
     def online(self, party: Party, hats, values) -> torch.Tensor:
         with party.scope(self.name):
-            return self.gate.eval(party, *hats, op=self.name, **self.example.params)
+            return self.gate.eval(party, *hats, op=self.name, **self.params)
 
     def values(self, seed: bytes) -> list:
         """Both parties draw every input from the seed; each uses its own and the public ones."""
@@ -169,7 +196,7 @@ class GateJob:
         return y
 
     def outcome(self, seed: bytes, y: torch.Tensor) -> dict:
-        ref = self.gate.reference(*self.values(seed), **self.example.params)
+        ref = self.gate.reference(*self.values(seed), **self.params)
         ref = ref & low_mask(self.out_bits)
         c = self.cost
         return {"gate": self.meta, "equal": bool(torch.equal(y, ref.cpu())), "output": y,
@@ -178,7 +205,7 @@ class GateJob:
                               "sigma_header_bytes": c.sigma_header}}
 
     def serve_options(self, party: int, seed: bytes, key_dir: Path) -> list[str]:
-        return ["--seed", seed.hex()]
+        return ["--seed", seed.hex(), "--nonlinear", self.nonlinear]
 
 
 # ================================================================================================
@@ -199,11 +226,14 @@ class ModelJob:
     """One inference of `model` at (B = batch, L = length).  `deployment` (the weight masks) is
     known to the dealer and the model owner; the client's job has none (None), and its model may
     be the client's part alone (a ClientModel, from the client bundle).  `name`: the name the
-    model owner's process loads the model by (`load_model`; default the model's own)."""
+    model owner's process loads the model by (`load_model`; default the model's own).
+    `nonlinear`: the nonlinear mode of the model's gates, "sigma" or "suf"."""
 
     def __init__(self, model: Model | ClientModel, batch: int, length: int,
-                 deployment: Deployment | None = None, name: str | None = None):
+                 deployment: Deployment | None = None, name: str | None = None,
+                 nonlinear: str = "sigma"):
         spec = model.spec
+        self.nonlinear = gates.check_nonlinear(nonlinear)
         for what, v in (("batch", batch), ("length", length)):
             if not _is_int(v) or v < 1:
                 raise InputError(f"{what} must be an int >= 1, got {v!r}")
@@ -220,7 +250,8 @@ class ModelJob:
 
     @property
     def meta(self) -> dict:
-        return {"model": self.model.spec.name, "batch": self.batch, "length": self.length}
+        return _mode_meta({"model": self.model.spec.name, "batch": self.batch,
+                           "length": self.length}, self.nonlinear)
 
     def key_hash(self) -> bytes | None:
         """None for the client: it cannot know the deployment (the handshake checks its keys)."""
@@ -231,7 +262,7 @@ class ModelJob:
     def keygen(self, dealer, masks):
         spec = self.model.spec
         r_w = {k: v.to(dealer.device) for k, v in self.deployment.masks.items()}
-        be = DealerBackend(spec.bits, r_w, dealer)
+        be = DealerBackend(spec.bits, r_w, dealer, self.nonlinear)
         with _progress(spec, "dealer: keys") as be.progress:
             r_out = forward(be, spec, masks[0], masks[1] if len(masks) > 1 else None)
         return r_out, be.key_report
@@ -244,7 +275,7 @@ class ModelJob:
         spec = self.model.spec
         with party.transport.stats.scope(op="input"):
             hats = exchange_inputs(party, self.inputs, values)
-        be = PartyBackend(spec.bits, masked_weights, party)
+        be = PartyBackend(spec.bits, masked_weights, party, self.nonlinear)
         with _progress(spec, f"P{party.id}: online") as be.progress:
             return forward(be, spec, hats[0], hats[1] if len(hats) > 1 else None)
 
@@ -262,9 +293,10 @@ class ModelJob:
 
     def outcome(self, batch: Batch, y: torch.Tensor) -> dict:
         m = self.model
-        ref = m.reference(batch)
-        out = {"model": m.spec.name, "bits": m.spec.bits, "batch": self.batch,
-               "length": self.length, "batch_ids": batch.ids.tolist(), "real": batch.real.tolist(),
+        ref = m.reference(batch, nonlinear=self.nonlinear)
+        out = {"model": m.spec.name, "bits": m.spec.bits, "nonlinear": self.nonlinear,
+               "batch": self.batch, "length": self.length, "batch_ids": batch.ids.tolist(),
+               "real": batch.real.tolist(),
                "output": m.decode(y), "reference": m.decode(ref),
                "equal": bool(torch.equal(y, ref.cpu())), "float": m.float(batch)}
         if m.spec.family == "bert":
@@ -273,24 +305,26 @@ class ModelJob:
         return out
 
     def serve_options(self, party: int, batch: Batch, key_dir: Path) -> list[str]:
+        mode = ["--nonlinear", self.nonlinear]
         if party == 0:
             return ["--model", self.name, "--bits", str(self.bits),
-                    "--deployment", str(Path(key_dir) / DEPLOYMENT_FILE)]
+                    "--deployment", str(Path(key_dir) / DEPLOYMENT_FILE), *mode]
         unpadded = [row[:int(r)] for row, r in zip(batch.ids.tolist(), batch.real.sum(1))]
-        return ["--bundle", str(Path(key_dir) / BUNDLE_FILE), "--ids", json.dumps(unpadded)]
+        return ["--bundle", str(Path(key_dir) / BUNDLE_FILE), "--ids", json.dumps(unpadded), *mode]
 
 
-def from_keys(meta: dict, model: Model | None = None,
-              deployment: Deployment | None = None) -> GateJob | ModelJob:
+def from_keys(meta: dict, model: Model | None = None, deployment: Deployment | None = None,
+              nonlinear: str = "sigma") -> GateJob | ModelJob:
     """The job a key file was dealt for, from its meta; a model's needs the model (the weights
     are the model owner's, the embeddings the client's) and, for the model owner, its
-    deployment."""
+    deployment.  KeyFileError if the keys are of another nonlinear mode than `nonlinear`."""
+    check_keys_mode(meta, nonlinear)
     if "gate" in meta:
-        return GateJob(meta["gate"], meta["bits"], meta["count"])
+        return GateJob(meta["gate"], meta["bits"], meta["count"], nonlinear)
     if "model" not in meta:
         raise KeyFileError("the key file names neither a model nor a gate")
     if model is None:
         raise InputError(f"these keys are for the model {meta['model']}: pass the model")
     if model.spec.name != meta["model"]:
         raise InputError(f"these keys are for the model {meta['model']}, not {model.spec.name}")
-    return ModelJob(model, meta["batch"], meta["length"], deployment)
+    return ModelJob(model, meta["batch"], meta["length"], deployment, nonlinear=nonlinear)

@@ -5,7 +5,8 @@ tensors, and adds up each gate's predicted cost (suf.graph.cost, which mirrors e
 tested equal to the measured counters).  `plan` turns the totals into the report: online bytes
 (both directions), exchanges, key bytes per party, peak memory per party, and `sigma_scope`: the
 same figures for SIGMA's benchmark graph (the transformer blocks only, output mask in the key),
-with our LayerNorm rsqrt apart, so they can be compared with sigma_cost_model.py.
+with our LayerNorm rsqrt apart, so they can be compared with sigma_cost_model.py.  In SUF mode
+(`nonlinear="suf"`) the graph runs the SUF gates and "rsqrt" is "suf_rsqrt".
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch
 
 from suf.graph.backends import META, PlanBackend
 from suf.keys import sigma_padded_size
-from suf.mpc.gate import Cost
+from suf.mpc.gate import Cost, nonlinear_gate
 from suf.models.loading import ModelSpec, param_shapes
 from suf.runtime.jobs import input_shapes
 from suf.models.transformer import forward
@@ -26,22 +27,24 @@ from suf.core.ring import packed_size
 SIGMA_SYNC_BYTES = 2  # SIGMA's comm figures include the initial 1-byte sync, both directions
 
 
-def _rsqrt(c: Cost) -> dict:
+def _rsqrt(c: Cost, nonlinear: str) -> dict:
     """The LayerNorm rsqrt part (ours, not SIGMA's CPU one), reported apart."""
-    sent, exchanges, key = c.by_gate.get("rsqrt", (0, 0, 0))
+    sent, exchanges, key = c.by_gate.get(nonlinear_gate("rsqrt", nonlinear), (0, 0, 0))
     return {"rsqrt_comm_bytes": 2 * sent, "rsqrt_key_bytes": key, "rsqrt_exchanges": exchanges}
 
 
-def _figures(c: Cost) -> dict:
+def _figures(c: Cost, nonlinear: str) -> dict:
     return {"comm_bytes": 2 * c.sent, "exchanges": c.exchanges, "key_bytes": c.key,
-            "sigma_header_bytes": c.sigma_header, **_rsqrt(c),
+            "sigma_header_bytes": c.sigma_header, **_rsqrt(c, nonlinear),
             "per_gate": {g: {"comm_bytes": 2 * s, "exchanges": e, "key_bytes": k}
                          for g, (s, e, k) in sorted(c.by_gate.items())}}
 
 
-def plan(spec: ModelSpec, length: int, batch: int = 1, key_dir: str | None = None) -> dict:
-    """The predicted costs of one inference of `spec` at (B = batch, L = length)."""
-    be = PlanBackend(spec.bits, param_shapes(spec))
+def plan(spec: ModelSpec, length: int, batch: int = 1, key_dir: str | None = None, *,
+         nonlinear: str = "sigma") -> dict:
+    """The predicted costs of one inference of `spec` at (B = batch, L = length) in the
+    nonlinear mode `nonlinear` ("sigma" or "suf")."""
+    be = PlanBackend(spec.bits, param_shapes(spec), nonlinear)
     inputs = [torch.empty(s, dtype=torch.int64, device=META)
               for s in input_shapes(spec, batch, length)]
     out = forward(be, spec, inputs[0], inputs[1] if len(inputs) > 1 else None)
@@ -55,20 +58,22 @@ def plan(spec: ModelSpec, length: int, batch: int = 1, key_dir: str | None = Non
     weights = sum(int(torch.Size(s).numel()) for s in param_shapes(spec).values())
     act = 8 * out.numel()
     result = {
-        "model": spec.name, "bits": spec.bits, "seq": length, "batch": batch,
+        "model": spec.name, "bits": spec.bits, "nonlinear": nonlinear, "seq": length,
+        "batch": batch,
         "comm_bytes": 2 * gates.sent + input_bytes,
         "exchanges": gates.exchanges + 1,
         "key_bytes_p0": gates.key,
         "key_bytes_p1": gates.key + mask_words,
         "sigma_header_bytes": gates.sigma_header,
-        "rsqrt": _rsqrt(gates),
+        "rsqrt": _rsqrt(gates, nonlinear),
         "setup_weight_bytes": packed_size(spec.bits, weights),
         # keys held in memory + masked weights + a working set of ~64 activations of the output size
         "peak_memory_bytes_per_party_estimate": gates.key + mask_words + 8 * weights + 64 * act,
-        "per_layer": [{"layer": i, **_figures(c)} for i, c in sorted(be.layers.items())],
-        "outside_layers": _figures(be.outside),
+        "per_layer": [{"layer": i, **_figures(c, nonlinear)}
+                      for i, c in sorted(be.layers.items())],
+        "outside_layers": _figures(be.outside, nonlinear),
     }
-    sigma = _figures(blocks)
+    sigma = _figures(blocks, nonlinear)
     sigma["comm_bytes"] += SIGMA_SYNC_BYTES
     sigma["key_bytes"] = sigma_padded_size(blocks.key + blocks.sigma_header + act)
     result["sigma_scope"] = sigma

@@ -2,9 +2,11 @@
 in `run_locally`'s threads), and the party as a process of its own with its key file (`serve`,
 what `suf serve` runs).
 
-P0 (the model owner) listens, P1 (the client) connects; the handshake checks that both hold keys
-of the same dealing, made for the same job.  Then: setup (a model's W^, a gate's masked inputs;
-counted apart), a sync, the online phase (timed), and P1 unmasks the output with its output mask.
+P0 (the model owner) listens, P1 (the client) connects; the handshake checks that both run the
+same nonlinear mode and hold keys of the same dealing, made for the same job.  A party refuses a
+key file dealt for the other nonlinear mode before opening it (so the file stays unused).
+Then: setup (a model's W^, a gate's masked inputs; counted apart), a sync, the online phase
+(timed), and P1 unmasks the output with its output mask.
 """
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ import torch
 
 from suf.core.errors import InputError, SufError
 from suf.core.ring import low_mask
-from suf.keys import KeyFileReader
+from suf.keys import KeyFileReader, inspect_key_file
 from suf.mpc.party import Party
 from suf.net.tls import TLSConfig
 from suf.net.transport import Transport
-from suf.runtime.jobs import OUTPUT_MASK, read_masks
+from suf.runtime.jobs import OUTPUT_MASK, check_keys_mode, read_masks
 
 
 def parse_peer(peer: str) -> tuple[str, int]:
@@ -58,6 +60,13 @@ def channel_policy(peer: str, tls: TLSConfig | None, insecure_plaintext: bool = 
     raise InputError(f"the peer address {host} is not loopback, so the channel needs TLS: give "
                      f"--cert, --key and --peer-ca (make test ones with `suf certs --out DIR`), "
                      f"or --insecure-plaintext to send in the clear")
+
+
+def hello(job, dealing_id: bytes, model_hash: bytes) -> dict:
+    """What a party's handshake says: its nonlinear mode first (the first difference is the one
+    reported), then its keys' dealing and model hash."""
+    return {"nonlinear": job.nonlinear, "dealing_id": dealing_id.hex(),
+            "model_hash": model_hash.hex()}
 
 
 def ready(party: Party) -> None:
@@ -103,19 +112,22 @@ def serve(party: int, job, keys, peer: str, values=None, *, device="cpu",
           insecure_plaintext: bool = False) -> dict:
     """One party of `job` with its key file `keys`: P0 listens at `peer` (HOST:PORT), P1
     connects to it; over TLS 1.3 with mutual authentication when `tls` is given, which a peer
-    that is not on loopback requires unless `insecure_plaintext` (`channel_policy`).  `values`: the party's cleartext inputs (`job.values(source)`).  Returns the
-    party's measured cost report (and P1's output, ring values)."""
+    that is not on loopback requires unless `insecure_plaintext` (`channel_policy`).  `values`:
+    the party's cleartext inputs (`job.values(source)`).  KeyFileError, before the file is used,
+    if it was dealt for another nonlinear mode than `job.nonlinear`.  Returns the party's
+    measured cost report (and P1's output, ring values)."""
     host, port = parse_peer(peer)
     channel_policy(peer, tls, insecure_plaintext)
     dev = torch.device(device)
+    check_keys_mode(inspect_key_file(keys).meta, job.nonlinear, f"key file {keys}")
     with KeyFileReader(keys, party, model_hash=job.key_hash(), ring_bits=job.bits) as reader:
-        hello = {"dealing_id": reader.dealing_id.hex(), "model_hash": reader.model_hash.hex()}
+        said = hello(job, reader.dealing_id, reader.model_hash)
         try:
             if party == 0:
-                transport = Transport.listen(host, port, party=0, hello=hello, timeout=timeout,
+                transport = Transport.listen(host, port, party=0, hello=said, timeout=timeout,
                                              tls=tls)
             else:
-                transport = Transport.connect(host, port, party=1, hello=hello, timeout=timeout,
+                transport = Transport.connect(host, port, party=1, hello=said, timeout=timeout,
                                               tls=tls)
         except OSError as e:
             if isinstance(e, SufError):
