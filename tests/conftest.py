@@ -6,8 +6,8 @@ A test that needs CUDA is marked `cuda` and does not check for a GPU itself.  Wi
 the Triton kernels still run, in Triton's interpreter at small sizes
 (tests/unit/test_kernels_interpret.py).
 The helpers `harness`, `vectors` and `sigma_cost_model` live beside this file (pytest puts this
-folder on sys.path).  The fixture `suf_gate_standins` stands in for the SUF gates (nonlinear mode
-"suf") until they are registered.
+folder on sys.path).  The fixture `suf_gate_calls` records the calls of SUF mode's
+gates (nonlinear mode "suf").
 """
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def suf_gate_standins(monkeypatch):
-    """STAND-INS for the SUF gates while they are not in this tree: for each of gelu, silu, nexp,
-    inverse, rsqrt, registers "suf_<name>" delegating to SIGMA's gate (or, once the real SUF gate
-    is registered, that gate), wrapped to record its calls.  Yields the list of (gate, function)
-    calls; teardown restores the registry."""
+def suf_gate_calls(monkeypatch):
+    """Spies on SUF mode's gates: for each of gelu, silu, nexp, inverse, rsqrt, wraps the
+    registered "suf_<name>" to record its calls.  Yields the list of (gate, function) calls;
+    teardown restores the registry."""
+    import suf.compiler  # noqa: F401  (registers SUF mode's gates)
     from suf.mpc import gate as gates
 
     calls = []
@@ -42,7 +42,7 @@ def suf_gate_standins(monkeypatch):
 
     for g in gates.SUF_FORMS:
         name = f"suf_{g}"
-        base = gates.REGISTRY.get(name) or gates.REGISTRY[g]
+        base = gates.REGISTRY[name]
         monkeypatch.setitem(gates.REGISTRY, name, gates.Gate(
             name, base.layout, spy(name, "keygen", base.keygen), spy(name, "eval", base.eval),
             spy(name, "reference", base.reference), base.example))

@@ -1,5 +1,5 @@
 """The nonlinear mode ("sigma" | "suf") from the API to the CLI and the key files: SUF mode runs
-the suf_* gates (stand-ins from conftest's `suf_gate_standins` until the real ones land) and
+the suf_* gates (their calls recorded by conftest's `suf_gate_calls`) and
 changes nothing else; Sigma mode's plans, metas and key files are as before; a party refuses keys
 and a peer of the other mode with one line."""
 import json
@@ -47,15 +47,14 @@ def test_bad_mode_is_refused_in_one_line(tiny):
             make()
 
 
-def test_suf_mode_without_the_suf_gates_is_refused(tiny):
-    if "suf_gelu" in gates.REGISTRY:
-        pytest.skip("the SUF gates are registered")
-    with pytest.raises(InputError, match="needs the SUF gates, not registered: suf_gelu, suf_silu"):
+def test_suf_mode_without_the_suf_gates_is_refused(tiny, monkeypatch):
+    monkeypatch.delitem(gates.REGISTRY, "suf_silu")
+    with pytest.raises(InputError, match="needs the SUF gates, not registered: suf_silu"):
         ModelJob(tiny, 1, 4, nonlinear="suf")
 
 
 # -- layouts and plans -----------------------------------------------------------------------------
-def test_composite_layouts_name_the_sub_gates_of_their_mode(suf_gate_standins):
+def test_composite_layouts_name_the_sub_gates_of_their_mode(suf_gate_calls):
     sm, ln = (lambda **k: softmax.layout((2, 8), n=50, **k),
               lambda **k: layernorm.layout((2, 12), (12,), (12,), n=50, **k))
     assert _calls(sm())["nexp"] == "nexp" and _calls(sm())["inverse"] == "inverse"
@@ -71,7 +70,7 @@ def test_composite_layouts_name_the_sub_gates_of_their_mode(suf_gate_standins):
         [s for s in ln().steps if not isinstance(s, gates.Call)]
 
 
-def test_plan_sigma_is_the_default_and_suf_runs_the_suf_gates(suf_gate_standins):
+def test_plan_sigma_is_the_default_and_suf_runs_the_suf_gates(suf_gate_calls):
     spec = model_spec("bert-tiny")
     sigma = plan(spec, 8, 1)
     assert plan(spec, 8, 1, nonlinear="sigma") == sigma and sigma["nonlinear"] == "sigma"
@@ -92,16 +91,16 @@ def _small_gpt2():
 
 
 @pytest.mark.parametrize("family", ["bert", "gpt2"])
-def test_suf_mode_secure_equals_its_reference(family, tiny, suf_gate_standins):
+def test_suf_mode_secure_equals_its_reference(family, tiny, suf_gate_calls):
     model = tiny if family == "bert" else _small_gpt2()
     batch = model.batch([[101, 2797, 28937, 102]] if family == "bert" else [[7, 8, 9], [4]],
                         length=4)
     run = run_secure(model, batch, seed=SEED, nonlinear="suf")
     want = model.reference(batch, nonlinear="suf")
     assert torch.equal(run.output, want), f"{int((run.output != want).sum())} elements differ"
-    used = {g for g, what in suf_gate_standins if what == "eval"}
+    used = {g for g, what in suf_gate_calls if what == "eval"}
     assert {f"suf_{g}" for g in SIGMA_SUBS} <= used
-    assert {g for g, what in suf_gate_standins if what == "keygen"} == used
+    assert {g for g, what in suf_gate_calls if what == "keygen"} == used
 
 
 def _serve_both(jobs, paths, seed=GATE_SEED):
@@ -123,7 +122,7 @@ def _serve_both(jobs, paths, seed=GATE_SEED):
 
 
 @pytest.mark.parametrize("name", ["gelu", "softmax", "layernorm"])
-def test_gate_job_in_suf_mode_through_key_files(name, tmp_path, suf_gate_standins):
+def test_gate_job_in_suf_mode_through_key_files(name, tmp_path, suf_gate_calls):
     job = GateJob(name, 37, 24, "suf")
     assert job.gate_name == ("suf_gelu" if name == "gelu" else name)
     info = deal(job, tmp_path)
@@ -134,7 +133,7 @@ def test_gate_job_in_suf_mode_through_key_files(name, tmp_path, suf_gate_standin
                       [key_file(tmp_path, p) for p in (0, 1)])
     y = torch.tensor(out[1]["output"])
     assert job.outcome(GATE_SEED, y)["equal"]
-    assert any(what == "eval" for _, what in suf_gate_standins)
+    assert any(what == "eval" for _, what in suf_gate_calls)
 
 
 # -- key files and the handshake -------------------------------------------------------------------
@@ -145,7 +144,7 @@ def test_sigma_meta_and_key_files_have_no_mode_field(tiny):
 
 
 @pytest.mark.parametrize("dealt,runs", [("suf", "sigma"), ("sigma", "suf")])
-def test_a_party_refuses_keys_of_the_other_mode(dealt, runs, tmp_path, suf_gate_standins):
+def test_a_party_refuses_keys_of_the_other_mode(dealt, runs, tmp_path, suf_gate_calls):
     deal(GateJob("gelu", 37, 8, dealt), tmp_path)
     path = key_file(tmp_path, 0)
     msg = f"was dealt for nonlinear mode '{dealt}' but this party runs '{runs}'"
@@ -158,7 +157,7 @@ def test_a_party_refuses_keys_of_the_other_mode(dealt, runs, tmp_path, suf_gate_
 
 @pytest.mark.parametrize("dealt,runs", [("suf", "sigma"), ("sigma", "suf")])
 def test_suf_serve_refuses_keys_of_the_other_mode_in_one_line(dealt, runs, tmp_path, capsys,
-                                                               suf_gate_standins):
+                                                               suf_gate_calls):
     deal(GateJob("gelu", 37, 8, dealt), tmp_path)
     assert main(["serve", "--party", "1", "--peer", "127.0.0.1:1", "--keys",
                  str(key_file(tmp_path, 1)), "--seed", "00" * 32, "--nonlinear", runs]) == 2
@@ -167,7 +166,7 @@ def test_suf_serve_refuses_keys_of_the_other_mode_in_one_line(dealt, runs, tmp_p
                    f"party runs '{runs}' (--nonlinear {dealt})")
 
 
-def test_peers_of_different_modes_refuse_each_other(tmp_path, suf_gate_standins):
+def test_peers_of_different_modes_refuse_each_other(tmp_path, suf_gate_calls):
     jobs = [GateJob("gelu", 37, 8, mode) for mode in ("sigma", "suf")]
     paths = []
     for p, job in enumerate(jobs):
@@ -200,14 +199,14 @@ def test_every_command_takes_and_checks_nonlinear(args, capsys):
     assert "--nonlinear {sigma,suf}" in capsys.readouterr().out
 
 
-def test_suf_plan_on_the_command_line(capsys, suf_gate_standins):
+def test_suf_plan_on_the_command_line(capsys, suf_gate_calls):
     assert main(["plan", "--model", "bert-tiny", "--seq", "4", "--nonlinear", "suf",
                  "--json"]) == 0
     p = json.loads(capsys.readouterr().out)
     assert p["nonlinear"] == "suf" and "suf_gelu" in p["per_layer"][0]["per_gate"]
 
 
-def test_suf_gate_refuses_a_gate_without_a_suf_form(capsys, suf_gate_standins):
+def test_suf_gate_refuses_a_gate_without_a_suf_form(capsys, suf_gate_calls):
     assert main(["gate", "relu", "--nonlinear", "suf"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("suf: error: gate 'relu' has no SUF form") and \

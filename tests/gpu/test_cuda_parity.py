@@ -4,6 +4,7 @@ skips the module without a GPU; it runs on the device machine."""
 import pytest
 import torch
 
+import suf.compiler  # noqa: F401  (registers SUF mode's gates)
 import suf.gates  # noqa: F401  (registers every gate)
 from harness import masked, run_gate
 from suf.keys import MemoryKeys

@@ -188,7 +188,10 @@ def reference(x: torch.Tensor, *, n: int, causal: bool = False, nonlinear: str =
     r = Ring(reduced_bits(n))
     nexp, inverse = (get(nonlinear_gate(g, nonlinear)) for g in ("nexp", "inverse"))
     m = softmax_max.tournament(x, n=n, count=count)
-    e = nexp.reference(r.wrap(m.unsqueeze(-1) - x), n=n)
+    d = r.wrap(m.unsqueeze(-1) - x)
+    if valid is not None:  # entries above the diagonal are never computed: read nExp(0) there
+        d = torch.where(valid, d, torch.zeros_like(d))
+    e = nexp.reference(d, n=n)
     if valid is not None:
         e = torch.where(valid, e, torch.zeros_like(e))
     s = ring.wrap(e.sum(dim=-1))
