@@ -125,15 +125,50 @@ def reduced(desc: Descriptor, x: torch.Tensor) -> torch.Tensor:
     return x & low_mask(r.bits)
 
 
+# tensors made from a descriptor's tuples, once per (descriptor, device): the inverse's table
+# has 2^19 entries, and an online call must not rebuild it (the descriptor is kept alive here)
+_TENSORS: dict = {}
+
+
+def _cached(desc, what: str, device, make) -> torch.Tensor:
+    dev = torch.device("cpu" if device is None else device)
+    key = (id(desc), what, str(dev))
+    hit = _TENSORS.get(key)
+    if hit is None or hit[0] is not desc:
+        cpu = _TENSORS.get((id(desc), what, "cpu"))
+        t = cpu[1] if cpu is not None and cpu[0] is desc else make()
+        hit = _TENSORS[key] = (desc, t.to(dev))
+    return hit[1]
+
+
 def coefficients(desc: Descriptor, device=None) -> torch.Tensor:
     """The polynomials as an int64 (intervals, degree + 1) tensor, coefficients mod 2^64."""
-    d = desc.degree + 1
-    rows = [[wrap64(c) for c in p] + [0] * (d - len(p)) for p in desc.polys]
-    return torch.tensor(rows, dtype=torch.int64, device=device)
+    def make():
+        d = desc.degree + 1
+        rows = [[wrap64(c) for c in p] + [0] * (d - len(p)) for p in desc.polys]
+        return torch.tensor(rows, dtype=torch.int64)
+    return _cached(desc, "coefficients", device, make)
 
 
 def window_table(desc: Descriptor, device=None) -> torch.Tensor:
-    return torch.tensor([wrap64(t) for t in desc.window.table], dtype=torch.int64, device=device)
+    """The window's table as an int64 tensor (entries mod 2^64)."""
+    return _cached(desc, "window", device, lambda: torch.tensor(
+        [wrap64(t) for t in desc.window.table], dtype=torch.int64))
+
+
+def window_weights(desc: Descriptor, device=None) -> torch.Tensor:
+    """The window's table reversed (the order in which the DPF's window points meet it)."""
+    return _cached(desc, "weights", device, lambda: window_table(desc).flip(0))
+
+
+def starts_tensor(desc, device=None) -> torch.Tensor:
+    return _cached(desc, "starts", device,
+                   lambda: torch.tensor(desc.starts, dtype=torch.int64))
+
+
+def table_bound(desc: Descriptor) -> int:
+    """max |T| over the window's table."""
+    return int(window_table(desc).abs().max())
 
 
 def evaluate(desc: Descriptor, x: torch.Tensor) -> torch.Tensor:
@@ -141,8 +176,7 @@ def evaluate(desc: Descriptor, x: torch.Tensor) -> torch.Tensor:
     Ring(desc.n_in).check(x, "x")
     xs = Ring(desc.n_in).signed(x)
     y = reduced(desc, x)
-    starts = torch.tensor(desc.starts, dtype=torch.int64, device=x.device)
-    i = torch.searchsorted(starts, y.contiguous(), right=True) - 1
+    i = torch.searchsorted(starts_tensor(desc, x.device), y.contiguous(), right=True) - 1
     coef = coefficients(desc, x.device)[i]  # x.shape + (d + 1,)
     out = torch.zeros_like(x)
     power = torch.ones_like(x)

@@ -70,7 +70,7 @@ class Plan:
         self.walks = M if M > 1 else 0
         self.m = 0  # the window's small ring
         if desc.window is not None:
-            big = max(abs(t) for t in desc.window.table)
+            big = ir.table_bound(desc)
             self.m = min(max(big.bit_length() + 2, 3), desc.n_out)
         self.sign = desc.window is not None or self.step
         self.v_bits = self.m if desc.window is not None else desc.n_out if self.step else 0
@@ -93,8 +93,19 @@ class Plan:
         return names
 
 
+_PLANS: dict = {}
+
+
+def plan_of(desc: ir.Descriptor) -> Plan:
+    """The descriptor's Plan, made once (the descriptor is kept alive beside it)."""
+    hit = _PLANS.get(id(desc))
+    if hit is None or hit[0] is not desc:
+        hit = _PLANS[id(desc)] = (desc, Plan(desc))
+    return hit[1]
+
+
 def layout(desc: ir.Descriptor, shape) -> Layout:
-    plan = Plan(desc)
+    plan = plan_of(desc)
     N = int(torch.Size(shape).numel())
     if N == 0:
         raise ValueError(f"{desc.name}: needs at least one element")
@@ -146,7 +157,7 @@ def keygen(dealer, desc: ir.Descriptor, r_in: torch.Tensor, *, op: str) -> torch
     """Both parties' keys of the descriptor's gate for inputs masked with r_in (Z_{2^n_in});
     returns the output mask (Z_{2^n_out}, r_in's shape)."""
     check_gate_input(r_in, desc.n_in, "r_in")
-    plan = Plan(desc)
+    plan = plan_of(desc)
     lay = layout(desc, r_in.shape)
     N = r_in.numel()
     r_x = r_in.flatten()
@@ -203,7 +214,7 @@ def _corr_terms(plan: Plan, r_x, r_e, r_u, r_v, r_out) -> dict:
 def eval(party, desc: ir.Descriptor, x_hat: torch.Tensor, *, op: str) -> torch.Tensor:
     """The opened masked f(x) + r_out (Z_{2^n_out}, x_hat's shape)."""
     check_gate_input(x_hat, desc.n_in, "x_hat")
-    plan = Plan(desc)
+    plan = plan_of(desc)
     lay = layout(desc, x_hat.shape)
     N = x_hat.numel()
     x = x_hat.flatten()
@@ -232,7 +243,7 @@ def eval(party, desc: ir.Descriptor, x_hat: torch.Tensor, *, op: str) -> torch.T
 
 def _interval_bits(party, dk, desc: ir.Descriptor, y: torch.Tensor) -> torch.Tensor:
     """XOR shares of 1{y in I_i} for every interval (M, N), from M prefix-parity walks."""
-    pts, lt = walk(dk, y, desc.starts, desc.bits)
+    pts, lt = walk(dk, y, ir.starts_tensor(desc, y.device), desc.bits)
     nxt, lt_nxt = pts.roll(-1, 0), lt.roll(-1, 0)  # a_M = 2^b = a_0
     return lt ^ lt_nxt ^ (party.id & (nxt > pts).to(torch.int64))
 
@@ -240,7 +251,8 @@ def _interval_bits(party, dk, desc: ir.Descriptor, y: torch.Tensor) -> torch.Ten
 def walk(dk, y_hat: torch.Tensor, cuts, b: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The points y_j = y^ - a_j (one row per cut a_j) and this party's XOR shares of
     1{y_j < r_y} from the DPF key of r_y: one prefix-parity walk each."""
-    a = torch.tensor(list(cuts), dtype=torch.int64, device=y_hat.device)
+    a = cuts if isinstance(cuts, torch.Tensor) else \
+        torch.tensor(list(cuts), dtype=torch.int64, device=y_hat.device)
     pts = (y_hat[None, :] - a[:, None]) & low_mask(b)
     return pts, compare.eval_lt(dk, pts)
 
@@ -257,7 +269,7 @@ def _window_sums(party, dk, desc: ir.Descriptor, y: torch.Tensor):
     # point j = y^ - y' for y' = w + c, c in [0, 2^k): j runs over [y^ - w - 2^k + 1, y^ - w],
     # whose i-th point belongs to c = 2^k - 1 - i
     start = (y - w.start - (1 << k) + 1) & low_mask(desc.bits)
-    weights = ir.window_table(desc, y.device).flip(0)
+    weights = ir.window_weights(desc, y.device)
     S, W = window.eval_window(dk, start, k, weights)
     sign = 1 - 2 * party.id
     return sign * S, sign * W
@@ -344,7 +356,7 @@ def _output_share(party, plan: Plan, x_hat, opened_bits: list, v_hat, corr: dict
 
 def work(desc: ir.Descriptor, count: int) -> dict:
     """Per party and `count` elements: prefix-parity walks and PRG calls of the DPF part."""
-    plan = Plan(desc)
+    plan = plan_of(desc)
     depth = desc.bits - 7
     calls = count * plan.walks * depth
     if desc.window is not None:
