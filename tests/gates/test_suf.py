@@ -219,7 +219,7 @@ def test_fit_window_builds_and_refuses():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"starts": (1,)}, "starts"),
+    ({"starts": (4096,)}, "starts"),
     ({"starts": (0, 0), "polys": ((0,), (1,))}, "starts"),
     ({"polys": ((),)}, "polynomial"),
     ({"reduce": ir.Reduce("wrap", 12)}, "reduce"),

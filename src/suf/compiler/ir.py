@@ -6,8 +6,8 @@ A `Descriptor` describes f: Z_{2^n_in} -> Z_{2^n_out} on the signed inputs x in 
   1. reduce   y = x                      ("none", b = n_in)
               y = x mod 2^b              ("low": exact when f depends on x mod 2^b only)
               y = floor(x / 2^s) mod 2^b ("shift": TrWithSlack, exact for |x| < 2^(n_in-2))
-  2. pieces   Z_{2^b} (y read unsigned) is cut at starts[0] = 0 < starts[1] < ... into intervals
-              I_i = [starts[i], starts[i+1]) (the last runs to 2^b); interval i carries the
+  2. pieces   Z_{2^b} (y read unsigned) is cut at starts[0] < starts[1] < ... into cyclic arcs
+              I_i = [starts[i], starts[i+1]) (the last wraps to starts[0]); interval i carries the
               polynomial P_i(x) = Σ_j polys[i][j]·x^j in the *input* x (signed), so a ReLU-like
               piece (P = x) selects the input exactly.
   3. window   optionally one table T of 2^k entries on the cyclic window y in [w, w + 2^k):
@@ -61,7 +61,7 @@ class Descriptor:
     lo: int  # the domain: signed x in [lo, hi)
     hi: int
     reduce: Reduce
-    starts: tuple  # interval starts on y (unsigned), starts[0] = 0, increasing
+    starts: tuple  # interval starts on y (unsigned), increasing; the last arc wraps around
     polys: tuple  # one tuple of coefficients per interval
     window: Window | None = None
 
@@ -82,10 +82,10 @@ class Descriptor:
         if r.kind == "shift" and not (1 <= r.shift < self.n_in - 1 and 2 <= r.bits <= self.n_in):
             raise ValueError(f"{self.name}: reduce 'shift' needs 1 <= shift < n_in - 1")
         b = r.bits
-        if not self.starts or self.starts[0] != 0 or len(self.starts) != len(self.polys) or \
+        if not self.starts or len(self.starts) != len(self.polys) or self.starts[0] < 0 or \
                 any(a >= c for a, c in zip(self.starts, self.starts[1:])) or self.starts[-1] >= 1 << b:
-            raise ValueError(f"{self.name}: starts must increase from 0 inside [0, 2^{b}) with "
-                             f"one polynomial per interval")
+            raise ValueError(f"{self.name}: starts must increase inside [0, 2^{b}) with one "
+                             f"polynomial per interval")
         if any(len(p) == 0 for p in self.polys):
             raise ValueError(f"{self.name}: every interval needs a polynomial (use (0,) for 0)")
         if self.degree > 0 and self.n_out > self.n_in:
@@ -176,7 +176,9 @@ def evaluate(desc: Descriptor, x: torch.Tensor) -> torch.Tensor:
     Ring(desc.n_in).check(x, "x")
     xs = Ring(desc.n_in).signed(x)
     y = reduced(desc, x)
-    i = torch.searchsorted(starts_tensor(desc, x.device), y.contiguous(), right=True) - 1
+    # the arc holding y; below starts[0], y lies on the last arc (it wraps through 0)
+    i = (torch.searchsorted(starts_tensor(desc, x.device), y.contiguous(), right=True) - 1) % \
+        desc.intervals
     coef = coefficients(desc, x.device)[i]  # x.shape + (d + 1,)
     out = torch.zeros_like(x)
     power = torch.ones_like(x)
@@ -306,19 +308,17 @@ def _fit_reduced(name, reference, n_in, n_out, b, max_window_bits) -> Descriptor
 
 def partition(b: int, pieces: list) -> tuple[tuple, tuple]:
     """Intervals of the signed line [-2^(b-1), 2^(b-1)) given as (signed start, poly), the first at
-    -2^(b-1), as unsigned (starts, polys) on Z_{2^b} beginning at 0; equal neighbours merged."""
+    -2^(b-1), as cyclic arcs on Z_{2^b}: (unsigned starts, polys), equal neighbours merged, the
+    last piece joined to the first through 2^(b-1) when their polynomials agree."""
     half = 1 << (b - 1)
-    cut = [(s, p) for s, p in pieces if s < half]
-    idx0 = max(i for i, (s, _) in enumerate(cut) if s <= 0)  # the piece holding y = 0
-    s0, p0 = cut[idx0]
-    rotated = [(0, p0)] + [(s & ((1 << b) - 1), p) for s, p in cut[idx0 + 1:] + cut[:idx0]]
-    if s0 < 0:  # that piece's negative part [s0, 0) ends the unsigned order
-        rotated.append((s0 & ((1 << b) - 1), p0))
-    merged = [rotated[0]]
-    for s, p in rotated[1:]:
-        if p != merged[-1][1]:
+    merged = []
+    for s, p in pieces:
+        if -half <= s < half and (not merged or p != merged[-1][1]):
             merged.append((s, p))
-    return tuple(s for s, _ in merged), tuple(p for _, p in merged)
+    if len(merged) > 1 and merged[0][1] == merged[-1][1]:
+        merged.pop(0)
+    arcs = sorted((s & low_mask(b), p) for s, p in merged)
+    return tuple(s for s, _ in arcs), tuple(p for _, p in arcs)
 
 
 def _end_value(reference, x: int, n_in: int, n_out: int) -> int:
