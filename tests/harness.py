@@ -2,6 +2,8 @@
 party 1 on two threads over a local socket pair (the same byte path as TCP)."""
 from __future__ import annotations
 
+import torch
+
 from suf.keys import MemoryKeys
 from suf.net.transport import local_pair, run_both
 from suf.prg import Stream
@@ -48,3 +50,35 @@ def run_gate(deal, evaluate, ring_bits=64, device="cpu", seed=b"\x07" * 32, time
 
 def masked(x, r, bits):
     return (x + r) & ((1 << bits) - 1 if bits < 64 else -1)
+
+
+def run_masked(keygen, evaluate, x, n_in, ring_bits=64, device="cpu", seed=b"\x21" * 32,
+               timeout=120.0):
+    """One gate on one client input x (ring values of Z_{2^n_in}) between two parties:
+    keygen(dealer, r_in) -> r_out, evaluate(party, x_hat) -> y_hat.  Checks that both parties
+    output the same y_hat; returns (y_hat, r_out, Run)."""
+    ctx = {}
+
+    def deal(dealer):
+        ctx["r_in"] = dealer.mask(x.shape, n_in)
+        ctx["r_out"] = keygen(dealer, ctx["r_in"])
+        return ctx
+
+    def work(party, c):
+        party.trace = []
+        return evaluate(party, masked(x.to(c["r_in"].device), c["r_in"], n_in)), party.trace
+
+    run = run_gate(deal, work, ring_bits=ring_bits, device=device, seed=seed, timeout=timeout)
+    (y0, _), (y1, _) = run.outputs
+    assert torch.equal(y0, y1)
+    return y0, ctx["r_out"], run
+
+
+def tiny_gpt2():
+    """A one-layer GPT-2 (d = 32, two heads, ring 37 bits) from a transformers config."""
+    import transformers
+
+    from suf.models import transformer as models
+
+    cfg = transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=16, vocab_size=50)
+    return models.from_config(cfg, bits=37, name="gpt2-micro")

@@ -2,24 +2,19 @@
 model on the benchmark graphs once SIGMA's CPU rsqrt replaces ours."""
 import pytest
 import torch
-import transformers
 
 import sigma_cost_model as cm
 from suf.keys import sigma_padded_size
+from harness import tiny_gpt2
 from suf.models import transformer as models
 from suf.models import model_spec as spec_for
 from suf.runtime.plan import plan
 from suf.runtime import run_secure
 
 
-def _tiny_gpt2():
-    cfg = transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=16, vocab_size=50)
-    return models.from_config(cfg, bits=37, name="gpt2-micro")
-
-
 @pytest.mark.parametrize("which,B,L", [("bert-tiny", 2, 5), ("gpt2-micro", 1, 6)])
 def test_plan_equals_measured(which, B, L):
-    model = models.load_model("bert-tiny") if which == "bert-tiny" else _tiny_gpt2()
+    model = models.load_model("bert-tiny") if which == "bert-tiny" else tiny_gpt2()
     ids = torch.randint(5, 40, (B, L))
     run = run_secure(model, model.batch(ids, L), seed=b"\x09" * 32)
     p = plan(model.spec, L, B)

@@ -4,22 +4,17 @@ in communication, key bytes and exchanges (small models measured here; bert-base
 gpt2-128 planned, and measured on the GPU machine by benchmarks/suf_vs_sigma.py)."""
 import pytest
 import torch
-import transformers
 
+from harness import tiny_gpt2
 from suf.models import model_spec as spec_for
 from suf.models import transformer as models
 from suf.runtime import run_secure
 from suf.runtime.plan import plan
 
 
-def _tiny_gpt2():
-    cfg = transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=16, vocab_size=50)
-    return models.from_config(cfg, bits=37, name="gpt2-micro")
-
-
 @pytest.mark.parametrize("which,B,L", [("bert-tiny", 2, 5), ("gpt2-micro", 1, 6)])
 def test_suf_mode_equals_sigma_mode_and_its_plan(which, B, L):
-    model = models.load_model("bert-tiny") if which == "bert-tiny" else _tiny_gpt2()
+    model = models.load_model("bert-tiny") if which == "bert-tiny" else tiny_gpt2()
     ids = torch.randint(5, 40, (B, L), generator=torch.Generator().manual_seed(B * L))
     batch = model.batch(ids, L)
     want = model.reference(batch)  # Sigma mode's fixed-point model

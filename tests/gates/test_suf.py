@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import suf.compiler  # noqa: F401  (registers SUF mode's gates)
-from harness import masked, run_gate
+from harness import run_masked
 from suf.compiler import boolean, ir, library, lower
 from suf.core.ring import Ring, low_mask
 from suf.gates import gelu, inverse, nexp, rsqrt, silu
@@ -19,21 +19,10 @@ from suf.prg import Stream
 
 def secure(desc: ir.Descriptor, x: torch.Tensor, seed: bytes = b"\x21" * 32):
     """desc's lowered gate run between two parties on ring values x; returns (f(x), run)."""
-    ctx = {}
-
-    def deal(dealer):
-        ctx["r_in"] = dealer.mask(x.shape, desc.n_in)
-        ctx["r_out"] = lower.keygen(dealer, desc, ctx["r_in"], op="g")
-        return ctx
-
-    def evaluate(party, c):
-        party.trace = []
-        return lower.eval(party, desc, masked(x, c["r_in"], desc.n_in), op="g"), party.trace
-
-    run = run_gate(deal, evaluate, ring_bits=desc.n_out, seed=seed, timeout=120.0)
-    (y0, _), (y1, _) = run.outputs
-    assert torch.equal(y0, y1)
-    return (y0 - ctx["r_out"]) & low_mask(desc.n_out), run
+    y, r_out, run = run_masked(lambda d, r: lower.keygen(d, desc, r, op="g"),
+                               lambda p, xh: lower.eval(p, desc, xh, op="g"), x, desc.n_in,
+                               desc.n_out, seed=seed)
+    return (y - r_out) & low_mask(desc.n_out), run
 
 
 def signed_range(lo, hi, n, step=1):
@@ -260,20 +249,10 @@ def _bits_desc(n=13) -> ir.BitsDescriptor:
 def test_predicates_on_every_input():
     desc = _bits_desc()
     x = signed_range(desc.lo, desc.hi, desc.n_in)
-    ctx = {}
-
-    def deal(dealer):
-        ctx["r_in"] = dealer.mask(x.shape, desc.n_in)
-        ctx["r_out"] = boolean.keygen(dealer, desc, ctx["r_in"], op="b")
-        return ctx
-
-    def evaluate(party, c):
-        return boolean.eval(party, desc, masked(x, c["r_in"], desc.n_in), op="b")
-
-    run = run_gate(deal, evaluate, ring_bits=desc.n_in, timeout=120.0)
-    y0, y1 = run.outputs
-    assert torch.equal(y0, y1)
-    got = y0 ^ ctx["r_out"]
+    y, r_out, run = run_masked(lambda d, r: boolean.keygen(d, desc, r, op="b"),
+                               lambda p, xh: boolean.eval(p, desc, xh, op="b"), x, desc.n_in,
+                               desc.n_in)
+    got = y ^ r_out
     assert torch.equal(got, ir.evaluate_bits(desc, x))
     xs = Ring(desc.n_in).signed(x)
     assert torch.equal(got[:, 0], (xs < 0).long()) and torch.equal(got[:, 6], 0 * xs)

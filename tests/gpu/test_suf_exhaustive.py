@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import suf.compiler  # noqa: F401  (registers SUF mode's gates)
-from harness import masked, run_gate
+from harness import run_masked
 from suf.compiler import library, lower
 from suf.core.ring import low_mask
 from suf.gates import gelu, inverse, nexp, rsqrt, silu
@@ -17,21 +17,10 @@ pytestmark = pytest.mark.cuda
 
 def secure_on(desc, x: torch.Tensor, device: str) -> torch.Tensor:
     """desc's gate between two parties on ring values x, dealt and evaluated on `device`."""
-    ctx = {}
-
-    def deal(dealer):
-        ctx["r_in"] = dealer.mask(x.shape, desc.n_in)
-        ctx["r_out"] = lower.keygen(dealer, desc, ctx["r_in"], op="g")
-        return ctx
-
-    def evaluate(party, c):
-        return lower.eval(party, desc, masked(x.to(device), c["r_in"], desc.n_in), op="g")
-
-    run = run_gate(deal, evaluate, ring_bits=desc.n_out, device=device, seed=b"\x3c" * 32,
-                   timeout=600.0)
-    y0, y1 = run.outputs
-    assert torch.equal(y0, y1)
-    return ((y0 - ctx["r_out"]) & low_mask(desc.n_out)).cpu()
+    y, r_out, _ = run_masked(lambda d, r: lower.keygen(d, desc, r, op="g"),
+                             lambda p, xh: lower.eval(p, desc, xh, op="g"), x, desc.n_in,
+                             desc.n_out, device=device, seed=b"\x3c" * 32, timeout=600.0)
+    return ((y - r_out) & low_mask(desc.n_out)).cpu()
 
 
 def _signed(lo, hi, n):
