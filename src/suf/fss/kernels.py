@@ -244,6 +244,44 @@ if triton is not None:
         u, v = _lut_leaf_word(b3, base + 96, xh, T_ptr, valid, u, v, kmask)
         return u, v
 
+    @triton.jit
+    def _dfs_resume(m, depth, slot, S0, S1, S2, S3, r0, r1, r2, r3, STACK: tl.constexpr):
+        """Where the depth-first walk of leaf pair m starts: the root (m = 0) or the pending
+        right child at depth depth-1-tz(m) (tz: trailing zeros of m); returns (depth, seed)."""
+        tz = 0
+        for b in tl.static_range(1, STACK):
+            tz += tl.where((m & ((1 << b) - 1)) == 0, 1, 0)
+        top = tl.where(m == 0, 0, depth - 1 - tz)
+        take = slot == top - 1
+        s0 = tl.where(m == 0, r0, tl.sum(tl.where(take, S0, 0), axis=1).to(tl.uint32))
+        s1 = tl.where(m == 0, r1, tl.sum(tl.where(take, S1, 0), axis=1).to(tl.uint32))
+        s2 = tl.where(m == 0, r2, tl.sum(tl.where(take, S2, 0), axis=1).to(tl.uint32))
+        s3 = tl.where(m == 0, r3, tl.sum(tl.where(take, S3, 0), axis=1).to(tl.uint32))
+        return top, s0, s1, s2, s3
+
+    @triton.jit
+    def _dfs_descend(top, depth, level, s0, s1, s2, s3, S0, S1, S2, S3, slot, cw_ptr, tr_ptr,
+                     N, key, valid, ROUNDS: tl.constexpr):
+        """Left children from depth `top` down to depth-1 (tree levels level + d), each right
+        child corrected and pushed to stack slot d; returns the seed at depth-1 and the stack."""
+        for d in range(top, depth - 1):
+            t = s0 & 1
+            tm = tl.zeros_like(t) - t
+            y = chacha_tree_block(s0 ^ t, s1, s2, s3, ROUNDS)
+            off = (level + d) * N + key
+            w0, w1, w2, w3 = _load_block(cw_ptr, off, valid)
+            tr = tl.load(tr_ptr + off, mask=valid, other=0).to(tl.uint32) & 1
+            put = slot == d
+            S0 = tl.where(put, (y[4] ^ (((w0 & 0xFFFFFFFE) | tr) & tm))[:, None], S0)
+            S1 = tl.where(put, (y[5] ^ (w1 & tm))[:, None], S1)
+            S2 = tl.where(put, (y[6] ^ (w2 & tm))[:, None], S2)
+            S3 = tl.where(put, (y[7] ^ (w3 & tm))[:, None], S3)
+            s0 = y[0] ^ (w0 & tm)
+            s1 = y[1] ^ (w1 & tm)
+            s2 = y[2] ^ (w2 & tm)
+            s3 = y[3] ^ (w3 & tm)
+        return s0, s1, s2, s3, S0, S1, S2, S3
+
     @triton.jit(do_not_specialize=["party", "k"])
     def _lut_kernel(seed_ptr, cw_ptr, tr_ptr, leaf_ptr, x_ptr, T_ptr, u_ptr, v_ptr, N, party,
                     k, E: tl.constexpr, STACK: tl.constexpr, ROUNDS: tl.constexpr,
@@ -272,31 +310,10 @@ if triton is not None:
         u = tl.zeros((BLOCK,), tl.int64)
         v = tl.zeros((BLOCK,), tl.int64)
         for m in range(1 << (D - 1)):
-            # m > 0 continues from the pending right child at depth D-1-tz(m); m = 0 from the root
-            tz = 0
-            for b in tl.static_range(1, STACK):
-                tz += tl.where((m & ((1 << b) - 1)) == 0, 1, 0)
-            start = tl.where(m == 0, 0, D - 1 - tz)
-            take = slot == start - 1
-            s0 = tl.where(m == 0, r0, tl.sum(tl.where(take, S0, 0), axis=1).to(tl.uint32))
-            s1 = tl.where(m == 0, r1, tl.sum(tl.where(take, S1, 0), axis=1).to(tl.uint32))
-            s2 = tl.where(m == 0, r2, tl.sum(tl.where(take, S2, 0), axis=1).to(tl.uint32))
-            s3 = tl.where(m == 0, r3, tl.sum(tl.where(take, S3, 0), axis=1).to(tl.uint32))
-            for d in range(start, D - 1):
-                t = s0 & 1
-                tm = tl.zeros_like(t) - t
-                y = chacha_tree_block(s0 ^ t, s1, s2, s3, ROUNDS)
-                w0, w1, w2, w3 = _load_block(cw_ptr, d * N + key, valid)
-                tr = tl.load(tr_ptr + d * N + key, mask=valid, other=0).to(tl.uint32) & 1
-                put = slot == d
-                S0 = tl.where(put, (y[4] ^ (((w0 & 0xFFFFFFFE) | tr) & tm))[:, None], S0)
-                S1 = tl.where(put, (y[5] ^ (w1 & tm))[:, None], S1)
-                S2 = tl.where(put, (y[6] ^ (w2 & tm))[:, None], S2)
-                S3 = tl.where(put, (y[7] ^ (w3 & tm))[:, None], S3)
-                s0 = y[0] ^ (w0 & tm)
-                s1 = y[1] ^ (w1 & tm)
-                s2 = y[2] ^ (w2 & tm)
-                s3 = y[3] ^ (w3 & tm)
+            top, s0, s1, s2, s3 = _dfs_resume(m, D, slot, S0, S1, S2, S3, r0, r1, r2, r3, STACK)
+            s0, s1, s2, s3, S0, S1, S2, S3 = _dfs_descend(top, D, 0, s0, s1, s2, s3, S0, S1, S2,
+                                                          S3, slot, cw_ptr, tr_ptr, N, key,
+                                                          valid, ROUNDS)
             t = s0 & 1
             tm = tl.zeros_like(t) - t
             y = chacha_tree_block(s0 ^ t, s1, s2, s3, ROUNDS)
@@ -381,32 +398,10 @@ if triton is not None:
         S = tl.zeros((BLOCK,), tl.int64)
         V = tl.zeros((BLOCK,), tl.int64)
         for m in range(1 << (R - 1)):
-            # as in _lut_kernel: m > 0 resumes at the pending right child at depth R-1-tz(m)
-            tz = 0
-            for b in tl.static_range(1, STACK):
-                tz += tl.where((m & ((1 << b) - 1)) == 0, 1, 0)
-            top = tl.where(m == 0, 0, R - 1 - tz)
-            take = slot == top - 1
-            s0 = tl.where(m == 0, r0, tl.sum(tl.where(take, S0, 0), axis=1).to(tl.uint32))
-            s1 = tl.where(m == 0, r1, tl.sum(tl.where(take, S1, 0), axis=1).to(tl.uint32))
-            s2 = tl.where(m == 0, r2, tl.sum(tl.where(take, S2, 0), axis=1).to(tl.uint32))
-            s3 = tl.where(m == 0, r3, tl.sum(tl.where(take, S3, 0), axis=1).to(tl.uint32))
-            for d in range(top, R - 1):
-                t = s0 & 1
-                tm = tl.zeros_like(t) - t
-                y = chacha_tree_block(s0 ^ t, s1, s2, s3, ROUNDS)
-                off = (Ls + d) * N + key
-                w0, w1, w2, w3 = _load_block(cw_ptr, off, valid)
-                tr = tl.load(tr_ptr + off, mask=valid, other=0).to(tl.uint32) & 1
-                put = slot == d
-                S0 = tl.where(put, (y[4] ^ (((w0 & 0xFFFFFFFE) | tr) & tm))[:, None], S0)
-                S1 = tl.where(put, (y[5] ^ (w1 & tm))[:, None], S1)
-                S2 = tl.where(put, (y[6] ^ (w2 & tm))[:, None], S2)
-                S3 = tl.where(put, (y[7] ^ (w3 & tm))[:, None], S3)
-                s0 = y[0] ^ (w0 & tm)
-                s1 = y[1] ^ (w1 & tm)
-                s2 = y[2] ^ (w2 & tm)
-                s3 = y[3] ^ (w3 & tm)
+            top, s0, s1, s2, s3 = _dfs_resume(m, R, slot, S0, S1, S2, S3, r0, r1, r2, r3, STACK)
+            s0, s1, s2, s3, S0, S1, S2, S3 = _dfs_descend(top, R, Ls, s0, s1, s2, s3, S0, S1, S2,
+                                                          S3, slot, cw_ptr, tr_ptr, N, key,
+                                                          valid, ROUNDS)
             t = s0 & 1
             tm = tl.zeros_like(t) - t
             y = chacha_tree_block(s0 ^ t, s1, s2, s3, ROUNDS)
