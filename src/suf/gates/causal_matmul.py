@@ -1,5 +1,6 @@
 """Causal matmul (SIGMA's `cIsLowerTriangular`): the lower triangle of A^·B^ ((..., L, L), the
-attention logits of a decoder), then TrFloor(shift) (or TrWithSlack: `truncation`); zeros above the diagonal, with mask 0.
+attention logits of a decoder), then TrFloor(shift) (or TrWithSlack: `truncation`); zeros above
+the diagonal, with mask 0.
 
 The Beaver key (suf.gates.beaver) holds shares of r_A and r_B in full and of r_A·r_B + r_P on the
 packed triangle only (row by row, L(L+1)/2 entries per block), which is all that is opened and

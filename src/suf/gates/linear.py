@@ -1,4 +1,5 @@
-"""Linear layer (sigma_spec §3.6): X^·W^ + b^, then TrFloor(shift) (or TrWithSlack: `truncation`).  The matmul of suf.gates.matmul
+"""Linear layer (sigma_spec §3.6): X^·W^ + b^, then TrFloor(shift) (TrWithSlack with
+`truncation="gap"`).  The matmul of suf.gates.matmul
 with the published masked bias added to the opened product (public, local) before the truncation.
 """
 from __future__ import annotations
