@@ -1,6 +1,6 @@
 """Linear layer (sigma_spec §3.6): X^·W^ + b^, then TrFloor(shift) (TrWithSlack with
-`truncation="gap"`).  The matmul of suf.gates.matmul
-with the published masked bias added to the opened product (public, local) before the truncation.
+`truncation="gap"`).  The matmul of suf.gates.matmul with the published masked bias added to the
+opened product (public, local) before the truncation.
 """
 from __future__ import annotations
 
