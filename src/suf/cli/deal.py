@@ -6,7 +6,8 @@ prints dealing.json."""
 from __future__ import annotations
 
 from suf.cli import render
-from suf.cli.options import add_nonlinear_option, loading, positive_int, torch_device
+from suf.cli.options import (add_nonlinear_option, add_truncation_option, loading, positive_int,
+                             torch_device)
 
 
 def add_parser(sub) -> None:
@@ -19,6 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device", type=torch_device, default="cpu", help="where the dealer computes")
     p.add_argument("--out", required=True, help="directory for the files")
     add_nonlinear_option(p, "; recorded in the key files: the parties must run the same mode")
+    add_truncation_option(p, "; recorded in the key files (gap only): the parties must run "
+                             "the same mode")
     p.set_defaults(run=run)
 
 
@@ -28,7 +31,8 @@ def run(args) -> int:
 
     with loading(f"--model {args.model}"):
         model = load_model(args.model, bits=args.bits)
-    job = ModelJob(model, args.batch, args.seq, name=args.model, nonlinear=args.nonlinear)
+    job = ModelJob(model, args.batch, args.seq, name=args.model, nonlinear=args.nonlinear,
+                   truncation=args.truncation)
     info = deal(job, args.out, args.device)
     render.print_json(info, indent=1)
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 
-from suf.core.config import NONLINEAR_MODES
+from suf.core.config import NONLINEAR_MODES, TRUNCATION_MODES
 from suf.core.errors import InputError, SufError
 
 
@@ -86,6 +86,15 @@ def add_nonlinear_option(p, extra: str = "") -> None:
                    help="the nonlinear gates: sigma (SIGMA's, the default) or suf (the "
                         "SUF-compiled suf_gelu, suf_silu, suf_nexp, suf_inverse, suf_rsqrt)"
                         + extra)
+
+
+def add_truncation_option(p, extra: str = "") -> None:
+    """--truncation faithful|gap: SIGMA's TrFloor after every product (the default) or
+    TrWithSlack (docs/truncation.md)."""
+    p.add_argument("--truncation", choices=TRUNCATION_MODES, default="faithful",
+                   help="the truncation of products and LayerNorm means: faithful (SIGMA's "
+                        "TrFloor, the default) or gap (TrWithSlack: exact while |value| < "
+                        "2^(n-2), which the reference checks)" + extra)
 
 
 def add_tls_options(p) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from suf.cli import render
-from suf.cli.options import add_nonlinear_option, loading, positive_int
+from suf.cli.options import (add_nonlinear_option, add_truncation_option, loading,
+                             positive_int)
 from suf.core.errors import InputError
 
 
@@ -19,6 +20,7 @@ def add_parser(sub) -> None:
     p.add_argument("--key-dir", default=".", help="where key files would go (free-space check)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     add_nonlinear_option(p)
+    add_truncation_option(p)
     p.set_defaults(run=run)
 
 
@@ -30,6 +32,7 @@ def run(args) -> int:
         spec = model_spec(args.model, bits=args.bits)
     if not Path(args.key_dir).is_dir():
         raise InputError(f"--key-dir: {args.key_dir} is not a directory")
-    p = plan(spec, args.seq, args.batch, args.key_dir, nonlinear=args.nonlinear)
+    p = plan(spec, args.seq, args.batch, args.key_dir, nonlinear=args.nonlinear,
+             truncation=args.truncation)
     render.plan_report(p, args.json)
     return 2 if p["warnings"] else 0

@@ -89,7 +89,8 @@ def run_json(result: dict) -> None:
 def run_report(result: dict, device: str) -> None:
     con = _console()
     con.print(f"[bold]{result['model']}[/bold]  n={result['bits']}  batch={result['batch']}  "
-              f"seq={result['length']}  nonlinear={result['nonlinear']}  device={device}")
+              f"seq={result['length']}  nonlinear={result['nonlinear']}  "
+              f"truncation={result['truncation']}  device={device}")
 
     def row(t):
         return "  ".join(f"{v:+.4f}" for v in t[0, 0, :6].tolist()) + "  ..."
@@ -147,7 +148,7 @@ def plan_report(p: dict, as_json: bool) -> None:
         print_json(p, indent=1)
     else:
         t = _table(f"suf plan {p['model']} seq={p['seq']} batch={p['batch']} n={p['bits']} "
-                   f"nonlinear={p['nonlinear']}",
+                   f"nonlinear={p['nonlinear']} truncation={p['truncation']}",
                    ("figure", "ours", "SIGMA's graph (blocks only)"))
         s = p["sigma_scope"]
         t.add_row("online comm GiB (both directions)", f"{p['comm_bytes'] / 2**30:.3f}",

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from suf.cli import render
-from suf.cli.options import add_nonlinear_option, loading, positive_int, seconds, torch_device
+from suf.cli.options import (add_nonlinear_option, add_truncation_option, loading, positive_int,
+                             seconds, torch_device)
 from suf.core.errors import InputError
 
 DEFAULT_TEXT = "Secure inference keeps secrets."
@@ -39,6 +40,7 @@ def add_parser(sub) -> None:
                    help="TLS with the certificates `suf certs --out DIR` wrote")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_nonlinear_option(p)
+    add_truncation_option(p)
     p.set_defaults(run=run)
 
 
@@ -87,7 +89,8 @@ def run(args) -> int:
     with loading(f"--model {args.model}"):
         model = load_model(args.model, bits=args.bits)
     batch = batch_of(model, args)
-    job = ModelJob(model, *batch.shape, name=args.model, nonlinear=args.nonlinear)
+    job = ModelJob(model, *batch.shape, name=args.model, nonlinear=args.nonlinear,
+                   truncation=args.truncation)
     result = run_job(job, batch, device=args.device, timeout=args.timeout,
                      work_dir=args.key_dir, tls=tls)
     if args.json:

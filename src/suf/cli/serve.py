@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from suf.cli import render
-from suf.cli.options import (add_nonlinear_option, add_tls_options, loading, peer, seconds, seed,
-                             tls_config, torch_device)
+from suf.cli.options import (add_nonlinear_option, add_tls_options, add_truncation_option,
+                             loading, peer, seconds, seed, tls_config, torch_device)
 from suf.core.errors import InputError
 
 MODEL_OPTIONS = ("model", "bits", "deployment", "bundle", "text", "ids")
@@ -39,6 +39,7 @@ def add_parser(sub) -> None:
     p.add_argument("--result", help="write the result JSON here (else P1 prints its output)")
     add_tls_options(p)
     add_nonlinear_option(p, "; must be the mode the keys were dealt for (else refused)")
+    add_truncation_option(p, "; must be the mode the keys were dealt for (else refused)")
     p.set_defaults(run=run)
 
 
@@ -65,7 +66,7 @@ def _model_job(args, meta: dict):
             model = load_model(args.model, bits=args.bits)
         with loading("--deployment"):
             deployment = Deployment.read(model, args.deployment)
-        return from_keys(meta, model, deployment, args.nonlinear), None
+        return from_keys(meta, model, deployment, args.nonlinear, args.truncation), None
     _refuse(args, ("deployment", "model", "bits"),
             "the client (P1), which runs from the client bundle (--bundle)")
     if args.bundle is None:
@@ -75,7 +76,7 @@ def _model_job(args, meta: dict):
         raise InputError("the client (P1) gives either --text or --ids")
     with loading("--bundle"):
         client = read_bundle(args.bundle)
-    job = from_keys(meta, client, nonlinear=args.nonlinear)
+    job = from_keys(meta, client, nonlinear=args.nonlinear, truncation=args.truncation)
     if args.ids is not None:
         with loading("--ids"):
             return job, client.batch(json.loads(args.ids), job.length)
@@ -94,7 +95,8 @@ def run(args) -> int:
         _refuse(args, MODEL_OPTIONS, "gate keys")
         if args.seed is None:
             raise InputError("gate keys need the inputs' seed (--seed)")
-        job, source = from_keys(meta, nonlinear=args.nonlinear), args.seed
+        job, source = (from_keys(meta, nonlinear=args.nonlinear, truncation=args.truncation),
+                       args.seed)
     else:
         job, source = _model_job(args, meta)
     result = serve(args.party, job, args.keys, args.peer, job.values(source),

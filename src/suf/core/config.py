@@ -11,6 +11,10 @@ SCALE = 12  # f: fractional bits of every fixed-point value (SIGMA's scale; floo
 # the nonlinear mode of a model or gate: SIGMA's gates (the default) or the SUF-compiled ones
 NONLINEAR_MODES = ("sigma", "suf")
 
+# the truncation after every product and LayerNorm's mean: SIGMA's TrFloor (the default) or
+# TrWithSlack ("gap": exact while the value lies in [-2^(n-2), 2^(n-2)))
+TRUNCATION_MODES = ("faithful", "gap")
+
 
 
 def default_bits(model_name: str) -> int:

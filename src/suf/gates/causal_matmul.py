@@ -1,5 +1,6 @@
 """Causal matmul (SIGMA's `cIsLowerTriangular`): the lower triangle of A^·B^ ((..., L, L), the
-attention logits of a decoder), then TrFloor(shift); zeros above the diagonal, with mask 0.
+attention logits of a decoder), then TrFloor(shift) (or TrWithSlack: `truncation`); zeros above
+the diagonal, with mask 0.
 
 The Beaver key (suf.gates.beaver) holds shares of r_A and r_B in full and of r_A·r_B + r_P on the
 packed triangle only (row by row, L(L+1)/2 entries per block), which is all that is opened and
@@ -10,9 +11,8 @@ from __future__ import annotations
 import torch
 
 from suf.core.linalg import ring_matmul
-from suf.gates import trfloor
 from suf.gates.matmul import (check_product, eval_product, keygen_product, out_shape,
-                              product_layout, small_operands)
+                              product_layout, small_operands, truncate_reference)
 from suf.mpc.gate import Example, Gate, Input, Layout, register
 
 
@@ -41,33 +41,37 @@ def _packed_shape(x_shape, y_shape) -> tuple:
     return (*full[:-2], full[-1] * (full[-1] + 1) // 2)
 
 
-def layout(x_shape, y_shape, *, bits: int, shift: int) -> Layout:
+def layout(x_shape, y_shape, *, bits: int, shift: int, truncation: str = "faithful") -> Layout:
     return product_layout(x_shape, y_shape, _packed_shape(x_shape, y_shape),
-                          out_shape(x_shape, y_shape), bits=bits, shift=shift)
+                          out_shape(x_shape, y_shape), bits=bits, shift=shift,
+                          truncation=truncation)
 
 
 def keygen(dealer, r_x: torch.Tensor, r_y: torch.Tensor, *, bits: int, shift: int,
-           op: str = "causal_matmul") -> torch.Tensor:
-    lay = layout(r_x.shape, r_y.shape, bits=bits, shift=shift)
+           truncation: str = "faithful", op: str = "causal_matmul") -> torch.Tensor:
+    lay = layout(r_x.shape, r_y.shape, bits=bits, shift=shift, truncation=truncation)
     r_t = keygen_product(dealer, lay, r_x, r_y, _packed_shape(r_x.shape, r_y.shape), bits=bits,
                          shift=shift, op=op, pack=pack_tril)
     return unpack_tril(r_t, r_x.shape[-2])
 
 
 def eval(party, x_hat: torch.Tensor, y_hat: torch.Tensor, *, bits: int, shift: int,
-         op: str = "causal_matmul") -> torch.Tensor:
-    lay = layout(x_hat.shape, y_hat.shape, bits=bits, shift=shift)
+         truncation: str = "faithful", op: str = "causal_matmul") -> torch.Tensor:
+    lay = layout(x_hat.shape, y_hat.shape, bits=bits, shift=shift, truncation=truncation)
     t = eval_product(party, lay, x_hat, y_hat, _packed_shape(x_hat.shape, y_hat.shape),
                      bits=bits, shift=shift, op=op, pack=pack_tril)
     return unpack_tril(t, x_hat.shape[-2])
 
 
-def reference(x: torch.Tensor, y: torch.Tensor, *, bits: int, shift: int, layer=None,
-              violations=None) -> torch.Tensor:
+def reference(x: torch.Tensor, y: torch.Tensor, *, bits: int, shift: int,
+              truncation: str = "faithful", layer=None, violations=None) -> torch.Tensor:
     length = x.shape[-2]
     lower = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
     check_product(x, y, None, bits, "causal matmul", layer, violations, where=lower)
-    full = trfloor.reference(ring_matmul(x, y, bits), n=bits, s=shift)
+    prod = ring_matmul(x, y, bits)
+    full = truncate_reference(torch.where(lower, prod, torch.zeros_like(prod)), n=bits, s=shift,
+                              truncation=truncation, what="causal matmul product", layer=layer,
+                              violations=violations)
     return torch.where(lower, full, torch.zeros_like(full))
 
 

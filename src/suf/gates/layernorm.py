@@ -6,7 +6,8 @@ floor(floor(S·floor(2^12/d))/2^12), a multiple floor(2^12/d)·d/2^12 of the tru
 
 The secure protocol (below the references) is SIGMA's GPU LayerNorm with our rsqrt (one interval
 lookup, suf.gates.rsqrt) in place of LLAMA's CPU F2BF16 + LUT; `nonlinear="suf"` (part of the
-layout) runs "suf_rsqrt" in its place (suf.mpc.gate.nonlinear_gate), through the registry.
+layout) runs "suf_rsqrt" in its place (suf.mpc.gate.nonlinear_gate), through the registry;
+`truncation="gap"` (part of the layout) truncates the mean with TrWithSlack instead of TrFloor.
 """
 from __future__ import annotations
 
@@ -15,23 +16,26 @@ import torch
 from suf.core.checks import check_bits, check_gate_input, ring_input
 from suf.core.config import SCALE as F
 from suf.core.ring import low_mask
-from suf.gates import beaver, mul, tr_with_slack, trfloor
+from suf.gates import beaver, mul, tr_with_slack
 from suf.gates.gelu import GATE_MIN_BITS
+from suf.gates.matmul import truncate_reference
 from suf.gates.tr_with_slack import signed_below
 from suf.mpc.gate import (Call, Example, Gate, Input, Key, Layout, Open, Words, get,
-                          nonlinear_gate, register)
+                          nonlinear_gate, register, truncation_gate)
 
 
 # ================================================================================================
 # reference (cleartext)
 # ================================================================================================
 def reference_layernorm_stats(x: torch.Tensor, n: int, *, nonlinear: str = "sigma",
-                              layer: str | None = None, violations: list | None = None):
+                              truncation: str = "faithful", layer: str | None = None,
+                              violations: list | None = None):
     """Per-row quantities of SIGMA's LayerNorm for ring values x (..., d) at scale 12 in Z_{2^n}.
 
     Returns (S, μ, V, r), each of shape (...) in Z_{2^n}:
       S = Σ_j x_j;
-      μ = TrFloor(S, log2 d) if d is a power of two, else TrFloor(S·floor(2^12/d), 12);
+      μ = TrFloor(S, log2 d) if d is a power of two, else TrFloor(S·floor(2^12/d), 12)
+          (TrWithSlack with truncation="gap": S·mult inside its gap, RangeViolation);
       V = Σ_j (x_j - μ)² (scale 24), opened in the protocol;
       r = rsqrt.reference(V, n, d): 1/σ at scale 12 ("suf_rsqrt"'s when nonlinear="suf").
     Precondition V < 2^(n-1) (RangeViolation).
@@ -42,7 +46,8 @@ def reference_layernorm_stats(x: torch.Tensor, n: int, *, nonlinear: str = "sigm
     d = x.shape[-1]
     s = ring.wrap(x.sum(dim=-1))
     mult, shift = _mean_shift(d)
-    mu = trfloor.reference(ring.wrap(s * mult), n=n, s=shift)
+    mu = truncate_reference(ring.wrap(s * mult), n=n, s=shift, truncation=truncation,
+                            what="layernorm mean sum", layer=layer, violations=violations)
     z = ring.wrap(x - mu.unsqueeze(-1))
     v = ring.wrap((z * z).sum(dim=-1))  # int64 wraps mod 2^64, a multiple of 2^n
     r = get(nonlinear_gate("rsqrt", nonlinear)).reference(
@@ -51,7 +56,7 @@ def reference_layernorm_stats(x: torch.Tensor, n: int, *, nonlinear: str = "sigm
 
 
 def reference(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, *, n: int,
-              nonlinear: str = "sigma", layer: str | None = None,
+              nonlinear: str = "sigma", truncation: str = "faithful", layer: str | None = None,
               violations: list | None = None) -> torch.Tensor:
     """SIGMA's fixed-point LayerNorm of ring values x (..., d) at scale 12 in Z_{2^n}.
 
@@ -71,8 +76,8 @@ def reference(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, *, n: in
                              f"{tuple(p.shape)}")
         if p.device != x.device:
             raise ValueError(f"{name} is on {p.device} but x is on {x.device}")
-    _, mu, _, r = reference_layernorm_stats(x, n, nonlinear=nonlinear, layer=layer,
-                                            violations=violations)
+    _, mu, _, r = reference_layernorm_stats(x, n, nonlinear=nonlinear, truncation=truncation,
+                                            layer=layer, violations=violations)
     z = ring.wrap(x - mu.unsqueeze(-1))
     t = tr_with_slack.reference(ring.wrap(z * r.unsqueeze(-1)), n=n, s=F,
                                 op="layernorm (x - mu) * rsqrt", layer=layer,
@@ -88,6 +93,7 @@ def reference(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, *, n: in
 # Per row of width d, on masked values (x^ = x + r_x; γ^ = γ + r_γ and β^ = β + r_β are the model
 # owner's, published once; β at scale 24):
 #   1. S = Σ x^ (local); μ = TrFloor(S, log2 d), or TrFloor(S·floor(2^12/d), 12)    4 exchanges
+#      (TrWithSlack with truncation="gap"                                             2 exchanges)
 #   2. z^ = x^ - μ^ (local), mask r_z = r_x - r_μ
 #   3. square: key <r_z>, <r_z² + r_s>; the Beaver share of z·z (suf.gates.beaver) + <r_z² + r_s>
 #      = z² + r_s, kept as a share, summed over the row and opened: V^ = V + Σ r_s    1 exchange
@@ -131,7 +137,8 @@ def _check_inputs(x, gamma, beta, n, names):
     return ring, d
 
 
-def layout(x_shape, g_shape, b_shape, *, n: int, nonlinear: str = "sigma") -> Layout:
+def layout(x_shape, g_shape, b_shape, *, n: int, nonlinear: str = "sigma",
+           truncation: str = "faithful") -> Layout:
     check_bits(n, GATE_MIN_BITS)
     d = _check_shapes(x_shape, g_shape, b_shape)
     x_shape = tuple(x_shape)
@@ -139,7 +146,7 @@ def layout(x_shape, g_shape, b_shape, *, n: int, nonlinear: str = "sigma") -> La
     _, shift = _mean_shift(d)
     N = _numel(x_shape)
     return Layout([
-        Call("mean", "trfloor", (rows,), {"n": n, "s": shift}),
+        Call("mean", truncation_gate(truncation), (rows,), {"n": n, "s": shift}),
         Key("square", (Words("r_z", N, n), Words("c", N, n))),
         Open("V", _numel(rows), n),
         Call("rsqrt", nonlinear_gate("rsqrt", nonlinear), (rows,), {"n": n, "d": d}),
@@ -151,14 +158,17 @@ def layout(x_shape, g_shape, b_shape, *, n: int, nonlinear: str = "sigma") -> La
 
 
 def keygen(dealer, r_x: torch.Tensor, r_gamma: torch.Tensor, r_beta: torch.Tensor, *, n: int,
-           nonlinear: str = "sigma", op: str = "layernorm") -> torch.Tensor:
+           nonlinear: str = "sigma", truncation: str = "faithful",
+           op: str = "layernorm") -> torch.Tensor:
     """Keys of LayerNorm for input masks r_x (..., d) and the masks r_γ, r_β (d,) of the published
     γ^, β^; returns the output mask (..., d)."""
     ring, d = _check_inputs(r_x, r_gamma, r_beta, n, ("r_x", "r_gamma", "r_beta"))
-    lay = layout(r_x.shape, r_gamma.shape, r_beta.shape, n=n, nonlinear=nonlinear)
+    lay = layout(r_x.shape, r_gamma.shape, r_beta.shape, n=n, nonlinear=nonlinear,
+                 truncation=truncation)
     rsqrt = get(lay.calls("rsqrt")[0].gate)
     mult, shift = _mean_shift(d)
-    r_mu = trfloor.keygen(dealer, ring.wrap(r_x.sum(-1) * mult), n=n, s=shift, op=f"{op}.mean")
+    r_mu = get(lay.calls("mean")[0].gate).keygen(dealer, ring.wrap(r_x.sum(-1) * mult), n=n,
+                                                 s=shift, op=f"{op}.mean")
     r_z = ring.wrap(r_x - r_mu.unsqueeze(-1))
     r_s = dealer.mask(r_x.shape, n)
     dealer.deal(op, r_x.shape, lay.key("square"), {"r_z": r_z, "c": r_z * r_z + r_s})
@@ -171,14 +181,17 @@ def keygen(dealer, r_x: torch.Tensor, r_gamma: torch.Tensor, r_beta: torch.Tenso
 
 
 def eval(party, x_hat: torch.Tensor, gamma_hat: torch.Tensor, beta_hat: torch.Tensor, *,
-         n: int, nonlinear: str = "sigma", op: str = "layernorm") -> torch.Tensor:
+         n: int, nonlinear: str = "sigma", truncation: str = "faithful",
+         op: str = "layernorm") -> torch.Tensor:
     """The masked LayerNorm output (..., d): reference(x, γ, β) + r_out, bit for bit under the
     reference's preconditions (V < 2^(n-1), both products inside TrWithSlack's gap)."""
     ring, d = _check_inputs(x_hat, gamma_hat, beta_hat, n, ("x_hat", "gamma_hat", "beta_hat"))
-    lay = layout(x_hat.shape, gamma_hat.shape, beta_hat.shape, n=n, nonlinear=nonlinear)
+    lay = layout(x_hat.shape, gamma_hat.shape, beta_hat.shape, n=n, nonlinear=nonlinear,
+                 truncation=truncation)
     rsqrt = get(lay.calls("rsqrt")[0].gate)
     mult, shift = _mean_shift(d)
-    mu = trfloor.eval(party, ring.wrap(x_hat.sum(-1) * mult), n=n, s=shift, op=f"{op}.mean")
+    mu = get(lay.calls("mean")[0].gate).eval(party, ring.wrap(x_hat.sum(-1) * mult), n=n,
+                                             s=shift, op=f"{op}.mean")
     z = ring.wrap(x_hat - mu.unsqueeze(-1))
     key = party.read(op, lay.key("square"))
     r_z = key["r_z"].view(z.shape)

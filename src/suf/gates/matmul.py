@@ -1,7 +1,9 @@
 """Matmul (sigma_spec §3.6): X^ (..., M, K) times Y^ (..., K, N), both public masked values (a
 weight W^ = W + r_W is published once per deployment by the model owner), then TrFloor(shift), as
 SIGMA does after every matmul.  Beaver key (suf.gates.beaver) of r_X, r_Y, r_X·r_Y + r_P; the
-product (scale 2f) is opened, then truncated.
+product (scale 2f) is opened, then truncated.  `truncation="gap"` (part of the layout) truncates
+with TrWithSlack instead (docs/truncation.md): exact while the product lies in [-2^(n-2), 2^(n-2)),
+which its reference checks.
 """
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ import torch
 from suf.core.checks import check_range
 from suf.core.linalg import ring_matmul
 from suf.core.ring import Ring, low_mask
-from suf.gates import beaver, trfloor
-from suf.mpc.gate import Call, Example, Gate, Input, Layout, Open, register
+from suf.gates import beaver, tr_with_slack, trfloor
+from suf.mpc.gate import (Call, Example, Gate, Input, Layout, Open, get, register,
+                          truncation_gate)
 
 
 def out_shape(x_shape, w_shape) -> tuple:
@@ -27,12 +30,15 @@ def _numel(shape) -> int:
 
 # -- the pipeline every product gate shares (matmul, causal_matmul, linear) --------------------
 # Beaver key of r_X, r_Y and r_X·r_Y + r_P on the product's `opened` entries (all of them, or the
-# packed lower triangle), the opened product, plus an optional public bias, then TrFloor(shift).
+# packed lower triangle), the opened product, plus an optional public bias, then TrFloor(shift)
+# (truncation "faithful") or TrWithSlack(shift) ("gap").
 
-def product_layout(x_shape, y_shape, opened, out, *, bits: int, shift: int) -> Layout:
+def product_layout(x_shape, y_shape, opened, out, *, bits: int, shift: int,
+                   truncation: str = "faithful") -> Layout:
     return Layout([beaver.key(_numel(x_shape), _numel(y_shape), _numel(opened), bits, "matmul"),
                    Open("product", _numel(opened), bits),
-                   Call("trfloor", "trfloor", (opened,), {"n": bits, "s": shift})], out=out)
+                   Call("trfloor", truncation_gate(truncation), (opened,),
+                        {"n": bits, "s": shift})], out=out)
 
 
 def keygen_product(dealer, lay: Layout, r_x: torch.Tensor, r_y: torch.Tensor, opened, *,
@@ -43,7 +49,8 @@ def keygen_product(dealer, lay: Layout, r_x: torch.Tensor, r_y: torch.Tensor, op
     beaver.deal(dealer, op, opened, lay.key("matmul"), r_x.flatten(), r_y.flatten(),
                 ((full if pack is None else pack(full)) + r_p).flatten())
     r_in = r_p if r_bias is None else Ring(bits).wrap(r_p + r_bias)
-    return trfloor.keygen(dealer, r_in, n=bits, s=shift, op=f"{op}.trfloor")
+    tr = lay.calls("trfloor")[0].gate
+    return get(tr).keygen(dealer, r_in, n=bits, s=shift, op=f"{op}.{tr}")
 
 
 def eval_product(party, lay: Layout, x_hat: torch.Tensor, y_hat: torch.Tensor, opened, *,
@@ -54,24 +61,36 @@ def eval_product(party, lay: Layout, x_hat: torch.Tensor, y_hat: torch.Tensor, o
     prod = party.open(s, lay.open("product"))
     if bias is not None:  # public: both parties add the published masked bias
         prod = Ring(bits).wrap(prod + bias)
-    return trfloor.eval(party, prod, n=bits, s=shift, op=f"{op}.trfloor")
+    tr = lay.calls("trfloor")[0].gate
+    return get(tr).eval(party, prod, n=bits, s=shift, op=f"{op}.{tr}")
+
+
+def truncate_reference(x: torch.Tensor, *, n: int, s: int, truncation: str, what: str,
+                       layer=None, violations=None) -> torch.Tensor:
+    """The reference of truncation mode `truncation`; "gap" checks that `what` lies in
+    TrWithSlack's gap (RangeViolation)."""
+    if truncation_gate(truncation) == "trfloor":
+        return trfloor.reference(x, n=n, s=s)
+    return tr_with_slack.reference(x, n=n, s=s, op=f"{what} inside TrWithSlack's gap",
+                                   layer=layer, violations=violations)
 
 
 # -- the matmul gate ----------------------------------------------------------------------------
-def layout(x_shape, y_shape, *, bits: int, shift: int) -> Layout:
+def layout(x_shape, y_shape, *, bits: int, shift: int, truncation: str = "faithful") -> Layout:
     out = out_shape(x_shape, y_shape)
-    return product_layout(x_shape, y_shape, out, out, bits=bits, shift=shift)
+    return product_layout(x_shape, y_shape, out, out, bits=bits, shift=shift,
+                          truncation=truncation)
 
 
 def keygen(dealer, r_x: torch.Tensor, r_y: torch.Tensor, *, bits: int, shift: int,
-           op: str = "matmul") -> torch.Tensor:
-    lay = layout(r_x.shape, r_y.shape, bits=bits, shift=shift)
+           truncation: str = "faithful", op: str = "matmul") -> torch.Tensor:
+    lay = layout(r_x.shape, r_y.shape, bits=bits, shift=shift, truncation=truncation)
     return keygen_product(dealer, lay, r_x, r_y, lay.out, bits=bits, shift=shift, op=op)
 
 
 def eval(party, x_hat: torch.Tensor, y_hat: torch.Tensor, *, bits: int, shift: int,
-         op: str = "matmul") -> torch.Tensor:
-    lay = layout(x_hat.shape, y_hat.shape, bits=bits, shift=shift)
+         truncation: str = "faithful", op: str = "matmul") -> torch.Tensor:
+    lay = layout(x_hat.shape, y_hat.shape, bits=bits, shift=shift, truncation=truncation)
     return eval_product(party, lay, x_hat, y_hat, lay.out, bits=bits, shift=shift, op=op)
 
 
@@ -88,10 +107,11 @@ def check_product(x, y, bias, bits: int, op: str, layer=None, violations=None,
                 violations=violations, where=where)
 
 
-def reference(x: torch.Tensor, y: torch.Tensor, *, bits: int, shift: int, layer=None,
-              violations=None) -> torch.Tensor:
+def reference(x: torch.Tensor, y: torch.Tensor, *, bits: int, shift: int,
+              truncation: str = "faithful", layer=None, violations=None) -> torch.Tensor:
     check_product(x, y, None, bits, "matmul", layer, violations)
-    return trfloor.reference(ring_matmul(x, y, bits), n=bits, s=shift)
+    return truncate_reference(ring_matmul(x, y, bits), n=bits, s=shift, truncation=truncation,
+                              what="matmul product", layer=layer, violations=violations)
 
 
 def small_operands(gen, shape, bits: int, shift: int) -> torch.Tensor:

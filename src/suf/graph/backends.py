@@ -27,7 +27,9 @@ this module.  The named helpers below are the model's vocabulary on top of `gate
 
 The nonlinear mode (`nonlinear`, "sigma" or "suf"; suf.mpc.gate.nonlinear_gate) is the backend's:
 in SUF mode `gelu` runs "suf_gelu" and softmax and LayerNorm their SUF sub-gates
-(nonlinear="suf"); everything else is the same.
+(nonlinear="suf"); everything else is the same.  So is the truncation mode (`truncation`,
+"faithful" or "gap"; suf.mpc.gate.truncation_gate): with "gap", linear, matmul and LayerNorm's
+mean truncate with TrWithSlack instead of TrFloor.
 
 Parameters come from the backend's view of the parameter store: the reference holds W, the dealer
 r_W (drawn once per deployment), the parties W^ = W + r_W (published once by the model owner).
@@ -58,11 +60,13 @@ class Backend:
     """What the backends share: the ring, the parameter view, naming, local ops, and the model's
     gate vocabulary on top of `gate` (which each backend implements)."""
 
-    def __init__(self, bits: int, params: dict, nonlinear: str = "sigma"):
+    def __init__(self, bits: int, params: dict, nonlinear: str = "sigma",
+                 truncation: str = "faithful"):
         self.n = bits
         self.ring = Ring(bits)
         self.params = params
         self.nonlinear = gates.check_nonlinear(nonlinear)
+        self.truncation = gates.check_truncation(truncation)
         self._layer: int | None = None
         self.progress = None  # e.g. a tqdm bar: advanced by one after each layer
 
@@ -107,11 +111,11 @@ class Backend:
     # -- the model's gates ---------------------------------------------------------------------
     def linear(self, x, name, shift=F):
         return self.gate("linear", x, self.param(f"{name}.w"), self.param(f"{name}.b"), op=name,
-                         bits=self.n, shift=shift)
+                         bits=self.n, shift=shift, truncation=self.truncation)
 
     def matmul(self, a, b, op, shift, causal=False):
         return self.gate("causal_matmul" if causal else "matmul", a, b, op=op, bits=self.n,
-                         shift=shift)
+                         shift=shift, truncation=self.truncation)
 
     def softmax(self, x, op, causal=False):
         return self.gate("softmax", x, op=op, n=self.n, causal=causal, nonlinear=self.nonlinear)
@@ -121,7 +125,7 @@ class Backend:
 
     def layernorm(self, x, name):
         return self.gate("layernorm", x, self.param(f"{name}.g"), self.param(f"{name}.b"), op=name,
-                         n=self.n, nonlinear=self.nonlinear)
+                         n=self.n, nonlinear=self.nonlinear, truncation=self.truncation)
 
 
 class ReferenceBackend(Backend):
@@ -130,8 +134,8 @@ class ReferenceBackend(Backend):
     or, with `violations=[]`, is appended to that list and the computation goes on."""
 
     def __init__(self, bits: int, params: dict, violations: list | None = None,
-                 nonlinear: str = "sigma"):
-        super().__init__(bits, params, nonlinear)
+                 nonlinear: str = "sigma", truncation: str = "faithful"):
+        super().__init__(bits, params, nonlinear, truncation)
         self.violations = violations
 
     def gate(self, name, *inputs, op, **params):
@@ -157,8 +161,9 @@ class DealerBackend(Backend):
     `masks` (r_W of the deployment).  `key_report` holds, per (layer, op), both parties' key
     payload bytes and SIGMA's per-call headers (to compare with sigma_cost_model's key sizes)."""
 
-    def __init__(self, bits: int, masks: dict, dealer, nonlinear: str = "sigma"):
-        super().__init__(bits, masks, nonlinear)
+    def __init__(self, bits: int, masks: dict, dealer, nonlinear: str = "sigma",
+                 truncation: str = "faithful"):
+        super().__init__(bits, masks, nonlinear, truncation)
         self.dealer = dealer
         self.key_report: dict[tuple, dict] = {}
 
@@ -177,8 +182,9 @@ class PartyBackend(Backend):
     """Walks the graph on masked values as `party` (suf.mpc.party.Party) with the published
     masked parameters `masked` (W^ = W + r_W).  Each op's transfers are scoped (op, layer)."""
 
-    def __init__(self, bits: int, masked: dict, party, nonlinear: str = "sigma"):
-        super().__init__(bits, masked, nonlinear)
+    def __init__(self, bits: int, masked: dict, party, nonlinear: str = "sigma",
+                 truncation: str = "faithful"):
+        super().__init__(bits, masked, nonlinear, truncation)
         self.party = party
 
     def gate(self, name, *inputs, op, **params):
@@ -191,9 +197,10 @@ class PlanBackend(Backend):
     (suf.mpc.gate.cost, the fold of its layout; tests check it against the counters): `layers[i]`
     per transformer block, `outside` for the gates outside any block."""
 
-    def __init__(self, bits: int, param_shapes: dict, nonlinear: str = "sigma"):
+    def __init__(self, bits: int, param_shapes: dict, nonlinear: str = "sigma",
+                 truncation: str = "faithful"):
         super().__init__(bits, {k: torch.empty(s, dtype=torch.int64, device=META)
-                                for k, s in param_shapes.items()}, nonlinear)
+                                for k, s in param_shapes.items()}, nonlinear, truncation)
         self.layers: dict[int, gates.Cost] = {}
         self.outside = gates.Cost()
 

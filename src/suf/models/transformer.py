@@ -304,11 +304,12 @@ class Model(ClientModel):
         return forward(be, self.spec, x, bias)
 
     def reference(self, batch: Batch, violations: list | None = None, *,
-                  nonlinear: str = "sigma") -> torch.Tensor:
+                  nonlinear: str = "sigma", truncation: str = "faithful") -> torch.Tensor:
         """The cleartext fixed-point output (B, L, d), ring values at scale 12 (bit-exact with
-        the secure run in the same nonlinear mode, "sigma" or "suf").  Range violations raise, or
-        go to `violations` when a list is given."""
-        be = ReferenceBackend(self.spec.bits, self.params, violations, nonlinear)
+        the secure run in the same nonlinear mode, "sigma" or "suf", and truncation mode,
+        "faithful" or "gap").  Range violations raise, or go to `violations` when a list is
+        given."""
+        be = ReferenceBackend(self.spec.bits, self.params, violations, nonlinear, truncation)
         return self.forward(be, *self.embed(batch))
 
     @torch.no_grad()

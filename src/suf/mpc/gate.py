@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from suf.core.config import NONLINEAR_MODES
+from suf.core.config import NONLINEAR_MODES, TRUNCATION_MODES
 from suf.core.errors import InputError
 from suf.core.ring import packed_size
 
@@ -199,6 +199,20 @@ def nonlinear_gate(name: str, mode: str) -> str:
     for the SUF_FORMS, `name` otherwise."""
     check_nonlinear(mode)
     return f"suf_{name}" if mode == "suf" and name in SUF_FORMS else name
+
+
+# -- the truncation mode: which gate truncates products and LayerNorm's mean --------------------
+def check_truncation(mode) -> str:
+    """`mode` if it is a truncation mode ("faithful" or "gap"); InputError otherwise."""
+    if mode not in TRUNCATION_MODES:
+        raise InputError(f"truncation mode must be one of "
+                         f"{', '.join(map(repr, TRUNCATION_MODES))}, got {mode!r}")
+    return mode
+
+
+def truncation_gate(mode: str) -> str:
+    """The gate of truncation `mode`: "trfloor" (faithful) or "tr_with_slack" (gap)."""
+    return "trfloor" if check_truncation(mode) == "faithful" else "tr_with_slack"
 
 
 # -- cost: a fold over the layout ----------------------------------------------------------------

@@ -6,10 +6,12 @@ Files `deal` writes into a directory:
   deployment.p0.suk   a model's weight masks r_W, for the model owner (suf.runtime.deployment)
   client.bundle       a model's client bundle: its shapes, embedding tables and tokenizer, no
                       other weight (suf.models.bundle): what the client runs from
-  dealing.json        the job, nonlinear mode, ring bits, ids and key sizes (no secrets)
+  dealing.json        the job, nonlinear and truncation modes, ring bits, ids and key sizes (no
+                      secrets)
 Key files are versioned, checksummed and one-time (suf.keys); both of one dealing share its id.
 A job in SUF mode has "nonlinear": "suf" in its meta, which goes into the key files' index (under
-its checksum); Sigma mode's meta, and so its key files, are as before the mode existed.
+its checksum); Sigma mode's meta, and so its key files, are as before the mode existed.  Likewise
+"truncation": "gap"; a faithful job's meta has no "truncation".
 """
 from __future__ import annotations
 
@@ -70,9 +72,9 @@ def deal_keys(job, sinks, *, dealing_id: bytes, stream: Stream | None = None,
 
 
 def check_fits(model: Model, length: int, batch: int, key_dir: str, *,
-               nonlinear: str = "sigma") -> dict:
+               nonlinear: str = "sigma", truncation: str = "faithful") -> dict:
     """Refuse up front, with the numbers, a configuration whose keys do not fit."""
-    p = plan(model.spec, length, batch, key_dir, nonlinear=nonlinear)
+    p = plan(model.spec, length, batch, key_dir, nonlinear=nonlinear, truncation=truncation)
     if p["warnings"]:
         raise DoesNotFit("; ".join(p["warnings"]))
     return p
@@ -94,10 +96,11 @@ def deal(job, key_dir, device="cpu") -> dict:
     except OSError as e:
         raise InputError(f"cannot create the key directory {out}: {e.strerror}") from None
     if model:
-        check_fits(job.model, job.length, job.batch, str(out), nonlinear=job.nonlinear)
+        check_fits(job.model, job.length, job.batch, str(out), nonlinear=job.nonlinear,
+                   truncation=job.truncation)
         if job.deployment is None:
             job = ModelJob(job.model, job.batch, job.length, Deployment.create(job.model),
-                           job.name, job.nonlinear)
+                           job.name, job.nonlinear, job.truncation)
         job.deployment.write(out / DEPLOYMENT_FILE)
         write_bundle(job.model, out / BUNDLE_FILE)
     dealing = new_dealing_id()
@@ -105,7 +108,8 @@ def deal(job, key_dir, device="cpu") -> dict:
         writers = [stack.enter_context(KeyFileWriter(key_file(out, p), p, job.bits, dealing,
                                                      job.key_hash(), job.meta)) for p in (0, 1)]
         report = deal_keys(job, writers, dealing_id=dealing, device=device)
-    info = {**job.meta, "nonlinear": job.nonlinear, "bits": job.bits, "dealing_id": dealing.hex(),
+    info = {**job.meta, "nonlinear": job.nonlinear, "truncation": job.truncation,
+            "bits": job.bits, "dealing_id": dealing.hex(),
             "key_hash": report.key_hash.hex(),
             "key_payload_bytes": [w.payload_bytes for w in writers],
             "key_file_bytes": [w.file_bytes for w in writers],

@@ -12,6 +12,9 @@ its example draws from.  What it says to the rest of the runtime:
                                    .nonlinear_gate); in the meta as "nonlinear": "suf" in SUF
                                    mode only, so that Sigma-mode key files are as before and a
                                    meta without it is Sigma's (`check_keys_mode`)
+  truncation                       the truncation mode, "faithful" or "gap" (suf.mpc.gate
+                                   .truncation_gate); in the meta as "truncation": "gap" only,
+                                   likewise
   keygen(dealer, masks)            the dealer: the keys of the computation on the input masks
   setup(party, values)             before the online clock: P0 publishes W^ (model); the owners
                                    send their masked inputs (gate)
@@ -47,18 +50,24 @@ from suf.runtime.deployment import DEPLOYMENT_FILE, Deployment, publish_weights
 
 INPUT_MASKS, OUTPUT_MASK = "input-masks", "output-mask"
 COMPOSITES = ("softmax", "layernorm")  # gates that take the nonlinear mode as a parameter
+TRUNCATED = ("matmul", "causal_matmul", "linear", "layernorm")  # take the truncation mode
 
 
-def _mode_meta(meta: dict, nonlinear: str) -> dict:
-    return meta if nonlinear == "sigma" else {**meta, "nonlinear": nonlinear}
+def _mode_meta(meta: dict, nonlinear: str, truncation: str) -> dict:
+    meta = meta if nonlinear == "sigma" else {**meta, "nonlinear": nonlinear}
+    return meta if truncation == "faithful" else {**meta, "truncation": truncation}
 
 
-def check_keys_mode(meta: dict, nonlinear: str, what: str = "the key file") -> None:
-    """Refuse keys dealt for the other nonlinear mode (a meta without "nonlinear" is Sigma's)."""
-    dealt = meta.get("nonlinear", "sigma")
-    if dealt != nonlinear:
-        raise KeyFileError(f"{what} was dealt for nonlinear mode {dealt!r} but this party runs "
-                           f"{nonlinear!r} (--nonlinear {dealt})")
+def check_keys_mode(meta: dict, nonlinear: str, truncation: str = "faithful",
+                    what: str = "the key file") -> None:
+    """Refuse keys dealt for the other nonlinear or truncation mode (a meta without "nonlinear"
+    is Sigma's, one without "truncation" faithful)."""
+    for key, runs, default in (("nonlinear", nonlinear, "sigma"),
+                               ("truncation", truncation, "faithful")):
+        dealt = meta.get(key, default)
+        if dealt != runs:
+            raise KeyFileError(f"{what} was dealt for {key} mode {dealt!r} but this party runs "
+                               f"{runs!r} (--{key} {dealt})")
 
 
 # ================================================================================================
@@ -139,9 +148,11 @@ class GateJob:
     """The registered gate `name` (suf.mpc.gate.REGISTRY) on its example at ring size `bits`
     over `count` elements: the inputs, parameters and valid draws its module declares.
     nonlinear="suf" runs "suf_<name>" for the SUF_FORMS (gelu, silu, nexp, inverse, rsqrt) and
-    softmax and layernorm with their SUF sub-gates; any other gate is refused in SUF mode."""
+    softmax and layernorm with their SUF sub-gates; any other gate is refused in SUF mode.
+    truncation="gap" applies to the TRUNCATED gates only, likewise."""
 
-    def __init__(self, name: str, bits: int = 50, count: int = 1024, nonlinear: str = "sigma"):
+    def __init__(self, name: str, bits: int = 50, count: int = 1024, nonlinear: str = "sigma",
+                 truncation: str = "faithful"):
         if name not in gates.REGISTRY:
             raise InputError(f"unknown gate {name!r}; registered: "
                              f"{', '.join(sorted(gates.REGISTRY))}")
@@ -153,19 +164,25 @@ class GateJob:
         if nonlinear == "suf" and self.gate_name == name and name not in COMPOSITES:
             raise InputError(f"gate {name!r} has no SUF form: nonlinear mode 'suf' applies to "
                              f"{', '.join(gates.SUF_FORMS + COMPOSITES)}")
+        if gates.check_truncation(truncation) != "faithful" and name not in TRUNCATED:
+            raise InputError(f"gate {name!r} has no truncation mode: {truncation!r} applies to "
+                             f"{', '.join(TRUNCATED)}")
         self.name, self.bits, self.count, self.nonlinear = name, bits, count, nonlinear
+        self.truncation = truncation
         self.gate = gates.get(self.gate_name)
         self.example = self.gate.example(bits, count)
         self.params = dict(self.example.params)
         if nonlinear == "suf" and name in COMPOSITES:
             self.params["nonlinear"] = nonlinear
+        if truncation != "faithful":
+            self.params["truncation"] = truncation
         self.inputs = self.example.inputs
         self.cost = gates.cost(self.gate_name, *(i.shape for i in self.inputs), **self.params)
 
     @property
     def meta(self) -> dict:
         return _mode_meta({"gate": self.name, "bits": self.bits, "count": self.count},
-                          self.nonlinear)
+                          self.nonlinear, self.truncation)
 
     @property
     def out_bits(self) -> int:
@@ -205,7 +222,8 @@ class GateJob:
                               "sigma_header_bytes": c.sigma_header}}
 
     def serve_options(self, party: int, seed: bytes, key_dir: Path) -> list[str]:
-        return ["--seed", seed.hex(), "--nonlinear", self.nonlinear]
+        return ["--seed", seed.hex(), "--nonlinear", self.nonlinear,
+                "--truncation", self.truncation]
 
 
 # ================================================================================================
@@ -227,13 +245,15 @@ class ModelJob:
     known to the dealer and the model owner; the client's job has none (None), and its model may
     be the client's part alone (a ClientModel, from the client bundle).  `name`: the name the
     model owner's process loads the model by (`load_model`; default the model's own).
-    `nonlinear`: the nonlinear mode of the model's gates, "sigma" or "suf"."""
+    `nonlinear`: the nonlinear mode of the model's gates, "sigma" or "suf"; `truncation`: the
+    truncation mode of its products and LayerNorm means, "faithful" or "gap"."""
 
     def __init__(self, model: Model | ClientModel, batch: int, length: int,
                  deployment: Deployment | None = None, name: str | None = None,
-                 nonlinear: str = "sigma"):
+                 nonlinear: str = "sigma", truncation: str = "faithful"):
         spec = model.spec
         self.nonlinear = gates.check_nonlinear(nonlinear)
+        self.truncation = gates.check_truncation(truncation)
         for what, v in (("batch", batch), ("length", length)):
             if not _is_int(v) or v < 1:
                 raise InputError(f"{what} must be an int >= 1, got {v!r}")
@@ -251,7 +271,7 @@ class ModelJob:
     @property
     def meta(self) -> dict:
         return _mode_meta({"model": self.model.spec.name, "batch": self.batch,
-                           "length": self.length}, self.nonlinear)
+                           "length": self.length}, self.nonlinear, self.truncation)
 
     def key_hash(self) -> bytes | None:
         """None for the client: it cannot know the deployment (the handshake checks its keys)."""
@@ -262,7 +282,7 @@ class ModelJob:
     def keygen(self, dealer, masks):
         spec = self.model.spec
         r_w = {k: v.to(dealer.device) for k, v in self.deployment.masks.items()}
-        be = DealerBackend(spec.bits, r_w, dealer, self.nonlinear)
+        be = DealerBackend(spec.bits, r_w, dealer, self.nonlinear, self.truncation)
         with _progress(spec, "dealer: keys") as be.progress:
             r_out = forward(be, spec, masks[0], masks[1] if len(masks) > 1 else None)
         return r_out, be.key_report
@@ -275,7 +295,7 @@ class ModelJob:
         spec = self.model.spec
         with party.transport.stats.scope(op="input"):
             hats = exchange_inputs(party, self.inputs, values)
-        be = PartyBackend(spec.bits, masked_weights, party, self.nonlinear)
+        be = PartyBackend(spec.bits, masked_weights, party, self.nonlinear, self.truncation)
         with _progress(spec, f"P{party.id}: online") as be.progress:
             return forward(be, spec, hats[0], hats[1] if len(hats) > 1 else None)
 
@@ -293,8 +313,9 @@ class ModelJob:
 
     def outcome(self, batch: Batch, y: torch.Tensor) -> dict:
         m = self.model
-        ref = m.reference(batch, nonlinear=self.nonlinear)
+        ref = m.reference(batch, nonlinear=self.nonlinear, truncation=self.truncation)
         out = {"model": m.spec.name, "bits": m.spec.bits, "nonlinear": self.nonlinear,
+               "truncation": self.truncation,
                "batch": self.batch, "length": self.length, "batch_ids": batch.ids.tolist(),
                "real": batch.real.tolist(),
                "output": m.decode(y), "reference": m.decode(ref),
@@ -305,7 +326,7 @@ class ModelJob:
         return out
 
     def serve_options(self, party: int, batch: Batch, key_dir: Path) -> list[str]:
-        mode = ["--nonlinear", self.nonlinear]
+        mode = ["--nonlinear", self.nonlinear, "--truncation", self.truncation]
         if party == 0:
             return ["--model", self.name, "--bits", str(self.bits),
                     "--deployment", str(Path(key_dir) / DEPLOYMENT_FILE), *mode]
@@ -314,17 +335,19 @@ class ModelJob:
 
 
 def from_keys(meta: dict, model: Model | None = None, deployment: Deployment | None = None,
-              nonlinear: str = "sigma") -> GateJob | ModelJob:
+              nonlinear: str = "sigma", truncation: str = "faithful") -> GateJob | ModelJob:
     """The job a key file was dealt for, from its meta; a model's needs the model (the weights
     are the model owner's, the embeddings the client's) and, for the model owner, its
-    deployment.  KeyFileError if the keys are of another nonlinear mode than `nonlinear`."""
-    check_keys_mode(meta, nonlinear)
+    deployment.  KeyFileError if the keys are of another nonlinear mode than `nonlinear` or
+    truncation mode than `truncation`."""
+    check_keys_mode(meta, nonlinear, truncation)
     if "gate" in meta:
-        return GateJob(meta["gate"], meta["bits"], meta["count"], nonlinear)
+        return GateJob(meta["gate"], meta["bits"], meta["count"], nonlinear, truncation)
     if "model" not in meta:
         raise KeyFileError("the key file names neither a model nor a gate")
     if model is None:
         raise InputError(f"these keys are for the model {meta['model']}: pass the model")
     if model.spec.name != meta["model"]:
         raise InputError(f"these keys are for the model {meta['model']}, not {model.spec.name}")
-    return ModelJob(model, meta["batch"], meta["length"], deployment, nonlinear=nonlinear)
+    return ModelJob(model, meta["batch"], meta["length"], deployment, nonlinear=nonlinear,
+                    truncation=truncation)

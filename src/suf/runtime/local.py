@@ -59,7 +59,7 @@ class SecureRun:
 
 
 def key_store_device(spec: ModelSpec, batch: int, length: int, device, store="auto", *,
-                     nonlinear: str = "sigma"):
+                     nonlinear: str = "sigma", truncation: str = "faithful"):
     """Where `run_locally` keeps both parties' keys: `store` if given ("cpu", "cuda", ...), else
     ("auto") on the compute device when both key sets (suf.runtime.plan's prediction) fill at most
     60% of its free memory, otherwise in host memory."""
@@ -68,19 +68,21 @@ def key_store_device(spec: ModelSpec, batch: int, length: int, device, store="au
         return torch.device(store)
     if dev.type != "cuda":
         return dev
-    need = 2 * plan(spec, length, batch, nonlinear=nonlinear)["key_bytes_p1"]
+    need = 2 * plan(spec, length, batch, nonlinear=nonlinear,
+                    truncation=truncation)["key_bytes_p1"]
     free, _ = torch.cuda.mem_get_info(dev)
     return dev if need <= 0.6 * free else torch.device("cpu")
 
 
 def run_locally(model: Model, batch: Batch, *, deployment: Deployment | None = None,
                 device="cpu", seed: bytes | None = None, timeout: float = 600.0,
-                key_store="auto", nonlinear: str = "sigma") -> SecureRun:
+                key_store="auto", nonlinear: str = "sigma",
+                truncation: str = "faithful") -> SecureRun:
     """Deal one inference of `batch` into memory (kept as `key_store_device` says), then P0 and
     P1 on two threads.  deployment: the weight masks (default: a new deployment).  seed: 32 bytes
     for reproducible masks and keys (tests only); default: everything keyed by the OS CSPRNG.
-    nonlinear: the nonlinear mode, "sigma" or "suf" (compare with
-    `model.reference(batch, nonlinear=...)`)."""
+    nonlinear, truncation: the nonlinear mode, "sigma" or "suf", and the truncation mode,
+    "faithful" or "gap" (compare with `model.reference(batch, nonlinear=..., truncation=...)`)."""
     if not isinstance(batch, Batch):
         raise TypeError(f"batch must be a suf.models.Batch, got {type(batch).__name__}")
     spec, dev = model.spec, torch.device(device)
@@ -88,10 +90,11 @@ def run_locally(model: Model, batch: Batch, *, deployment: Deployment | None = N
                (Stream(seed, 0), Stream(seed, 1, device=dev)))
     if deployment is None:
         deployment = Deployment.create(model, streams[0])
-    job = ModelJob(model, *batch.shape, deployment, nonlinear=nonlinear)
+    job = ModelJob(model, *batch.shape, deployment, nonlinear=nonlinear, truncation=truncation)
     values = [v.to(dev) for v in job.values(batch)]
     dealing, key_hash = new_dealing_id(), job.key_hash()
-    store = key_store_device(spec, job.batch, job.length, dev, key_store, nonlinear=nonlinear)
+    store = key_store_device(spec, job.batch, job.length, dev, key_store, nonlinear=nonlinear,
+                             truncation=truncation)
     stores = [MemoryKeys(p, spec.bits, dealing, key_hash, device=store) for p in (0, 1)]
     report = deal_keys(job, stores, dealing_id=dealing, stream=streams[1], device=dev)
     for s in stores:

@@ -6,7 +6,8 @@ tested equal to the measured counters).  `plan` turns the totals into the report
 (both directions), exchanges, key bytes per party, peak memory per party, and `sigma_scope`: the
 same figures for SIGMA's benchmark graph (the transformer blocks only, output mask in the key),
 with our LayerNorm rsqrt apart, so they can be compared with sigma_cost_model.py.  In SUF mode
-(`nonlinear="suf"`) the graph runs the SUF gates and "rsqrt" is "suf_rsqrt".
+(`nonlinear="suf"`) the graph runs the SUF gates and "rsqrt" is "suf_rsqrt"; with
+`truncation="gap"` products and LayerNorm means truncate with TrWithSlack.
 """
 from __future__ import annotations
 
@@ -41,10 +42,11 @@ def _figures(c: Cost, nonlinear: str) -> dict:
 
 
 def plan(spec: ModelSpec, length: int, batch: int = 1, key_dir: str | None = None, *,
-         nonlinear: str = "sigma") -> dict:
+         nonlinear: str = "sigma", truncation: str = "faithful") -> dict:
     """The predicted costs of one inference of `spec` at (B = batch, L = length) in the
-    nonlinear mode `nonlinear` ("sigma" or "suf")."""
-    be = PlanBackend(spec.bits, param_shapes(spec), nonlinear)
+    nonlinear mode `nonlinear` ("sigma" or "suf") and truncation mode `truncation` ("faithful"
+    or "gap")."""
+    be = PlanBackend(spec.bits, param_shapes(spec), nonlinear, truncation)
     inputs = [torch.empty(s, dtype=torch.int64, device=META)
               for s in input_shapes(spec, batch, length)]
     out = forward(be, spec, inputs[0], inputs[1] if len(inputs) > 1 else None)
@@ -58,7 +60,8 @@ def plan(spec: ModelSpec, length: int, batch: int = 1, key_dir: str | None = Non
     weights = sum(int(torch.Size(s).numel()) for s in param_shapes(spec).values())
     act = 8 * out.numel()
     result = {
-        "model": spec.name, "bits": spec.bits, "nonlinear": nonlinear, "seq": length,
+        "model": spec.name, "bits": spec.bits, "nonlinear": nonlinear, "truncation": truncation,
+        "seq": length,
         "batch": batch,
         "comm_bytes": 2 * gates.sent + input_bytes,
         "exchanges": gates.exchanges + 1,

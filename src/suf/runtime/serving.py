@@ -3,8 +3,8 @@ in `run_locally`'s threads), and the party as a process of its own with its key 
 what `suf serve` runs).
 
 P0 (the model owner) listens, P1 (the client) connects; the handshake checks that both run the
-same nonlinear mode and hold keys of the same dealing, made for the same job.  A party refuses a
-key file dealt for the other nonlinear mode before opening it (so the file stays unused).
+same nonlinear and truncation modes and hold keys of the same dealing, made for the same job.  A
+party refuses a key file dealt for another mode before opening it (so the file stays unused).
 Then: setup (a model's W^, a gate's masked inputs; counted apart), a sync, the online phase
 (timed), and P1 unmasks the output with its output mask.
 """
@@ -63,9 +63,10 @@ def channel_policy(peer: str, tls: TLSConfig | None, insecure_plaintext: bool = 
 
 
 def hello(job, dealing_id: bytes, model_hash: bytes) -> dict:
-    """What a party's handshake says: its nonlinear mode first (the first difference is the one
-    reported), then its keys' dealing and model hash."""
-    return {"nonlinear": job.nonlinear, "dealing_id": dealing_id.hex(),
+    """What a party's handshake says: its nonlinear and truncation modes first (the first
+    difference is the one reported), then its keys' dealing and model hash."""
+    return {"nonlinear": job.nonlinear, "truncation": job.truncation,
+            "dealing_id": dealing_id.hex(),
             "model_hash": model_hash.hex()}
 
 
@@ -114,12 +115,12 @@ def serve(party: int, job, keys, peer: str, values=None, *, device="cpu",
     connects to it; over TLS 1.3 with mutual authentication when `tls` is given, which a peer
     that is not on loopback requires unless `insecure_plaintext` (`channel_policy`).  `values`:
     the party's cleartext inputs (`job.values(source)`).  KeyFileError, before the file is used,
-    if it was dealt for another nonlinear mode than `job.nonlinear`.  Returns the party's
+    if it was dealt for another nonlinear or truncation mode than the job's.  Returns the party's
     measured cost report (and P1's output, ring values)."""
     host, port = parse_peer(peer)
     channel_policy(peer, tls, insecure_plaintext)
     dev = torch.device(device)
-    check_keys_mode(inspect_key_file(keys).meta, job.nonlinear, f"key file {keys}")
+    check_keys_mode(inspect_key_file(keys).meta, job.nonlinear, job.truncation, f"key file {keys}")
     with KeyFileReader(keys, party, model_hash=job.key_hash(), ring_bits=job.bits) as reader:
         said = hello(job, reader.dealing_id, reader.model_hash)
         try:
