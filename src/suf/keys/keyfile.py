@@ -236,6 +236,9 @@ def _read_info(f, path: Path) -> KeyFileInfo:
         raise KeyFileError(f"key file {path} is truncated: {size} bytes, shorter than its preamble")
     if _digest(pre[:_HEADER.size]) != pre[_HEADER_SUM]:
         raise KeyFileError(f"key file {path} has a damaged header (checksum mismatch)")
+    if any(pre[_USED_AT_OFFSET + _USED_AT.size:]):  # reserved: no checksum, so must be zero
+        raise KeyFileError(f"key file {path} has a damaged preamble (bytes "
+                           f"{_USED_AT_OFFSET + _USED_AT.size}..{PREAMBLE_SIZE - 1} are not zero)")
     if pre_size != PREAMBLE_SIZE or align != ALIGN or pay_off != PREAMBLE_SIZE or pay_len % ALIGN:
         raise KeyFileError(f"key file {path} has an unsupported layout (preamble {pre_size}, "
                            f"alignment {align}, payload at {pay_off}+{pay_len})")
@@ -263,7 +266,7 @@ def _parse_index(index: bytes, count: int, start: int, end: int, path: Path):
         meta, entries = doc["meta"], doc["chunks"]
         chunks = tuple(ChunkInfo(e["op"], tuple(e["shape"]), e["length"], e["offset"],
                                  bytes.fromhex(e["blake2b"])) for e in entries)
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:  # RecursionError: deep nesting
         raise bad(f"{type(e).__name__}: {e}") from None
     if not isinstance(meta, dict):
         raise bad(f"meta is a {type(meta).__name__}, not a dict")

@@ -212,6 +212,8 @@ class Transport:
             peer = json.loads(peer_body)
         except ValueError:
             peer = None
+        except RecursionError:  # json's C decoder gives up on deep nesting (issue 18)
+            raise HandshakeError("the peer's hello record is nested too deeply") from None
         if not isinstance(peer, dict):
             raise HandshakeError("the peer's hello record is not a JSON object")
         _compare_hello(record, peer)
@@ -450,20 +452,26 @@ def _compare_hello(ours: dict, peer: dict) -> None:
 
     def check(key: str) -> None:
         a, b = ours.get(key, missing), peer.get(key, missing)
-        if a != b:
-            show = lambda v: "(absent)" if v is missing else json.dumps(v)  # noqa: E731
+        if a != b or (key in fixed and type(a) is not type(b)):  # 1.0 / true are not 1
+            show = lambda v: "(absent)" if v is missing else _clip(json.dumps(v))  # noqa: E731
             raise HandshakeError(f"handshake mismatch in field {key!r}: this party (P{ours['party']})"
                                  f" has {show(a)}, the peer has {show(b)}")
 
+    fixed = {"protocol", "version", "party"}
     check("protocol")
     check("version")
-    if peer.get("party") == ours["party"]:
+    party = peer.get("party")
+    if type(party) is int and party == ours["party"]:
         raise HandshakeError(f"handshake: both parties claim party id {ours['party']}")
-    if peer.get("party") != 1 - ours["party"]:
-        raise HandshakeError(f"handshake: the peer claims party id {peer.get('party')!r}")
-    fixed = {"protocol", "version", "party"}
+    if type(party) is not int or party != 1 - ours["party"]:
+        raise HandshakeError(f"handshake: the peer claims party id {_clip(json.dumps(party))}")
     for key in [k for k in ours if k not in fixed] + sorted(set(peer) - set(ours) - fixed):
         check(key)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """A peer's value for an error message: at most `limit` characters."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 # -- checks --------------------------------------------------------------------------------------
