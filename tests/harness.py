@@ -82,3 +82,39 @@ def tiny_gpt2():
 
     cfg = transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=16, vocab_size=50)
     return models.from_config(cfg, bits=37, name="gpt2-micro")
+
+
+def serve_both(jobs, paths, seed, timeout=20):
+    """suf.runtime.serve() as P0 and P1 on two threads over localhost; each party's result or
+    the exception it raised."""
+    import threading
+
+    from suf.runtime import serve
+    from suf.runtime.processes import free_port
+
+    port, out = free_port(), [None, None]
+
+    def party(p):
+        try:
+            out[p] = serve(p, jobs[p], paths[p], f"127.0.0.1:{port}", jobs[p].values(seed),
+                           timeout=timeout)
+        except Exception as e:  # noqa: BLE001 (the caller looks at it)
+            out[p] = e
+    threads = [threading.Thread(target=party, args=(p,)) for p in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return out
+
+
+def assert_peers_refuse(jobs, paths, seed, field, values):
+    """Two parties dealt in two modes (values[p] for P_p) both end in the one-line handshake
+    error naming `field`."""
+    from suf.core.errors import HandshakeError
+
+    for p, e in enumerate(serve_both(jobs, paths, seed)):
+        assert isinstance(e, HandshakeError), e
+        mine, theirs = values[p], values[1 - p]
+        assert str(e) == (f"handshake mismatch in field '{field}': this party (P{p}) has "
+                          f"\"{mine}\", the peer has \"{theirs}\"")

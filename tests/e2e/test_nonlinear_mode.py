@@ -3,14 +3,14 @@ the suf_* gates (their calls recorded by conftest's `suf_gate_calls`) and
 changes nothing else; Sigma mode's plans, metas and key files are as before; a party refuses keys
 and a peer of the other mode with one line."""
 import json
-import threading
 
 import pytest
 import torch
 import transformers
 
+from harness import assert_peers_refuse, serve_both
 from suf.cli import main
-from suf.core.errors import HandshakeError, InputError, KeyFileError
+from suf.core.errors import InputError, KeyFileError
 from suf.gates import layernorm, softmax
 from suf.graph.backends import ReferenceBackend
 from suf.keys import KeyFileReader, inspect_key_file
@@ -19,7 +19,6 @@ from suf.mpc import gate as gates
 from suf.runtime import GateJob, ModelJob, deal, from_keys, run_secure, serve
 from suf.runtime.dealing import key_file
 from suf.runtime.plan import plan
-from suf.runtime.processes import free_port
 
 SEED = b"\x5c" * 32
 GATE_SEED = b"\x11" * 32
@@ -103,24 +102,6 @@ def test_suf_mode_secure_equals_its_reference(family, tiny, suf_gate_calls):
     assert {g for g, what in suf_gate_calls if what == "keygen"} == used
 
 
-def _serve_both(jobs, paths, seed=GATE_SEED):
-    """serve() as P0 and P1 on two threads; returns each party's result or exception."""
-    port, out = free_port(), [None, None]
-
-    def party(p):
-        try:
-            out[p] = serve(p, jobs[p], paths[p], f"127.0.0.1:{port}", jobs[p].values(seed),
-                           timeout=20)
-        except Exception as e:  # noqa: BLE001 (the test looks at it)
-            out[p] = e
-    threads = [threading.Thread(target=party, args=(p,)) for p in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return out
-
-
 @pytest.mark.parametrize("name", ["gelu", "softmax", "layernorm"])
 def test_gate_job_in_suf_mode_through_key_files(name, tmp_path, suf_gate_calls):
     job = GateJob(name, 37, 24, "suf")
@@ -129,8 +110,8 @@ def test_gate_job_in_suf_mode_through_key_files(name, tmp_path, suf_gate_calls):
     assert info["nonlinear"] == "suf"
     meta = inspect_key_file(key_file(tmp_path, 0)).meta
     assert meta == {"gate": name, "bits": 37, "count": 24, "nonlinear": "suf"}
-    out = _serve_both([from_keys(meta, nonlinear="suf")] * 2,
-                      [key_file(tmp_path, p) for p in (0, 1)])
+    out = serve_both([from_keys(meta, nonlinear="suf")] * 2,
+                     [key_file(tmp_path, p) for p in (0, 1)], GATE_SEED)
     y = torch.tensor(out[1]["output"])
     assert job.outcome(GATE_SEED, y)["equal"]
     assert any(what == "eval" for _, what in suf_gate_calls)
@@ -172,12 +153,7 @@ def test_peers_of_different_modes_refuse_each_other(tmp_path, suf_gate_calls):
     for p, job in enumerate(jobs):
         deal(job, tmp_path / job.nonlinear)
         paths.append(key_file(tmp_path / job.nonlinear, p))
-    out = _serve_both(jobs, paths)
-    for p, e in enumerate(out):
-        assert isinstance(e, HandshakeError), e
-        mine, theirs = ("sigma", "suf") if p == 0 else ("suf", "sigma")
-        assert str(e) == (f"handshake mismatch in field 'nonlinear': this party (P{p}) has "
-                          f"\"{mine}\", the peer has \"{theirs}\"")
+    assert_peers_refuse(jobs, paths, GATE_SEED, "nonlinear", ("sigma", "suf"))
 
 
 # -- the command line ------------------------------------------------------------------------------

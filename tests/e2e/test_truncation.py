@@ -7,10 +7,9 @@ import json
 
 import pytest
 import torch
-import transformers
 
 from suf.cli import main
-from suf.core.errors import HandshakeError, InputError, KeyFileError, RangeViolation
+from suf.core.errors import InputError, KeyFileError, RangeViolation
 from suf.gates import causal_matmul, layernorm, linear, matmul
 from suf.graph.backends import ReferenceBackend
 from suf.keys import KeyFileReader, inspect_key_file
@@ -21,14 +20,11 @@ from suf.runtime import GateJob, ModelJob, deal, from_keys, run_secure, serve
 from suf.runtime.dealing import key_file
 from suf.runtime.plan import plan
 
-from test_nonlinear_mode import GATE_SEED, _serve_both
+from harness import assert_peers_refuse, serve_both, tiny_gpt2
+
+GATE_SEED = b"\x11" * 32
 
 N = 37
-
-
-def _tiny_gpt2():
-    cfg = transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=16, vocab_size=50)
-    return models.from_config(cfg, bits=N, name="gpt2-micro")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +74,7 @@ def test_layouts_name_trfloor_or_tr_with_slack_and_nothing_else_changes():
 @pytest.mark.parametrize("which,B,L", [("bert-tiny", 2, 5), ("gpt2-micro", 1, 6)])
 def test_gap_secure_equals_its_reference_the_faithful_one_and_its_plan(which, B, L, nonlinear,
                                                                        tiny):
-    model = tiny if which == "bert-tiny" else _tiny_gpt2()
+    model = tiny if which == "bert-tiny" else tiny_gpt2()
     ids = torch.randint(5, 40, (B, L), generator=torch.Generator().manual_seed(B * L))
     batch = model.batch(ids, L)
     run = run_secure(model, batch, seed=b"\x0c" * 32, nonlinear=nonlinear, truncation="gap")
@@ -164,8 +160,8 @@ def test_gate_job_with_gap_through_key_files(name, tmp_path):
     assert info["truncation"] == "gap"
     meta = inspect_key_file(key_file(tmp_path, 0)).meta
     assert meta == {"gate": name, "bits": N, "count": 48, "truncation": "gap"}
-    out = _serve_both([from_keys(meta, truncation="gap")] * 2,
-                      [key_file(tmp_path, p) for p in (0, 1)])
+    out = serve_both([from_keys(meta, truncation="gap")] * 2,
+                     [key_file(tmp_path, p) for p in (0, 1)], GATE_SEED)
     assert job.outcome(GATE_SEED, torch.tensor(out[1]["output"]))["equal"]
 
 
@@ -191,12 +187,7 @@ def test_peers_of_different_truncations_refuse_each_other(tmp_path):
     for p, job in enumerate(jobs):
         deal(job, tmp_path / job.truncation)
         paths.append(key_file(tmp_path / job.truncation, p))
-    out = _serve_both(jobs, paths)
-    for p, e in enumerate(out):
-        assert isinstance(e, HandshakeError), e
-        mine, theirs = ("faithful", "gap") if p == 0 else ("gap", "faithful")
-        assert str(e) == (f"handshake mismatch in field 'truncation': this party (P{p}) has "
-                          f"\"{mine}\", the peer has \"{theirs}\"")
+    assert_peers_refuse(jobs, paths, GATE_SEED, "truncation", ("faithful", "gap"))
 
 
 COMMANDS = [["run", "--model", "bert-tiny"], ["plan", "--model", "bert-tiny", "--seq", "4"],
