@@ -155,6 +155,7 @@ def test_bert_tiny_secure_equals_reference_and_cost_model(tiny, tiny_run):
         assert (ready.syncs, ready.sync_bytes_sent) == (1, 1)
         assert (ready.bytes_sent, ready.exchanges) == (0, 0)
     assert report["key_store"] == "cpu"
+    assert report["online"] == [{"online": "eager", "why": "device cpu"}] * 2  # no CUDA graphs
 
 
 def test_key_store_device_choice(tiny):

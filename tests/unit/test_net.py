@@ -108,6 +108,45 @@ def test_exchange_raw_bytes_sync_and_one_way_rule():
             assert t.peer_hello["party"] == 1 - t.party
 
 
+def test_exchange_into_a_given_buffer():
+    t0, t1 = local_pair(timeout=10)
+    a, b = torch.arange(64, dtype=torch.uint8), torch.arange(64, 128, dtype=torch.uint8)
+    with t0, t1:
+        outs = [torch.zeros(64, dtype=torch.uint8) for _ in (0, 1)]
+        got = both(lambda: t0.exchange(a, out=outs[0]), lambda: t1.exchange(b, out=outs[1]))
+        assert got[0] is outs[0] and torch.equal(outs[0], b) and torch.equal(outs[1], a)
+        with pytest.raises(ValueError, match="out must be a uint8 tensor of shape"):
+            t0.exchange(a, out=torch.zeros(63, dtype=torch.uint8))
+    assert t0.stats.total().exchanges == 3  # the handshake's two, then one
+
+
+def test_following_replays_recorded_scopes():
+    """A path recorded by one Stats (Stats.path) replayed on another (Stats.following) puts the
+    transfers in the same scopes; scopes are entered once per visit, closed at the end."""
+    rec, real = Stats(), Stats()
+    paths = []
+    with rec.scope(op="attn", layer=0):
+        with rec.scope(op="attn.softmax"):
+            paths.append(rec.path())
+        paths.append(rec.path())
+    with rec.scope(op="ffn", layer=0, phase="setup"):
+        paths.append(rec.path())
+    assert paths[0] == (("attn", 0, "online"), ("attn.softmax", None, "online"))
+    with real.following() as go:
+        for path, n in zip(paths + [paths[0]], (10, 20, 30, 40)):
+            go(path)
+            real.record(sent=n, exchanges=1)
+        assert real.path() == paths[0]
+    assert real.path() == ()
+    scopes = {tuple(s["path"]): s for s in real.to_dict()["scopes"]}
+    assert scopes[("layer 0 attn", "attn.softmax")]["own"]["bytes_sent"] == 10 + 40
+    assert scopes[("layer 0 attn", "attn.softmax")]["entries"] == 2
+    assert scopes[("layer 0 attn",)]["own"]["bytes_sent"] == 20
+    assert scopes[("layer 0 attn",)]["entries"] == 2
+    assert scopes[("layer 0 ffn",)]["phase"] == "setup"
+    assert real.total("setup").bytes_sent == 30
+
+
 def test_scope_attribution_and_rollup():
     t0, t1 = local_pair(timeout=10)
     with t0, t1:
@@ -216,6 +255,30 @@ def test_exchange_values_cuda():
         for bits, y in zip((1, 13, 50), got[p]):
             assert y.is_cuda and torch.equal(y, xs[1 - p] & ((1 << bits) - 1))
     assert t0.stats.total().bytes_sent == t1.stats.total().bytes_recv
+
+
+@pytest.mark.cuda
+def test_cuda_exchange_into_buffers_then_receive():
+    """The copy back to the GPU is queued, not waited for: the pinned buffer it reads is reused
+    by the next transfer only after it ran (a receive right after an exchange)."""
+    n = 1 << 22
+    a, b = (torch.full((n,), v, dtype=torch.uint8, device="cuda") for v in (3, 5))
+    outs = [torch.zeros(n, dtype=torch.uint8, device="cuda") for _ in (0, 1)]
+    t0, t1 = local_pair(timeout=20)
+    with t0, t1:
+        def p0():
+            t0.exchange(a, out=outs[0])
+            t0.send(torch.full((n,), 7, dtype=torch.uint8, device="cuda"))
+            return t0.exchange(a)
+
+        def p1():
+            t1.exchange(b, out=outs[1])
+            r = t1.recv(n, device="cuda")
+            return r, t1.exchange(b)
+        got = both(p0, p1)
+    torch.cuda.synchronize()
+    assert bool((outs[0] == 5).all()) and bool((outs[1] == 3).all())
+    assert bool((got[1][0] == 7).all()) and bool((got[0] == 5).all()) and bool((got[1][1] == 3).all())
 
 
 # -- TCP ------------------------------------------------------------------------------------------

@@ -97,6 +97,13 @@ def add_truncation_option(p, extra: str = "") -> None:
                         "2^(n-2), which the reference checks)" + extra)
 
 
+def add_graphs_option(p) -> None:
+    """--no-cuda-graphs: run a GPU party's online phase kernel by kernel (suf.runtime.graphs)."""
+    p.add_argument("--no-cuda-graphs", dest="graphs", action="store_false",
+                   help="on a GPU, run the online phase kernel by kernel instead of replaying "
+                        "the CUDA graphs recorded in setup (the default; same output and bytes)")
+
+
 def add_tls_options(p) -> None:
     """--cert, --key, --peer-ca and --insecure-plaintext (`suf serve`)."""
     p.add_argument("--cert", help="TLS: this party's certificate (PEM; `suf certs` makes test ones)")

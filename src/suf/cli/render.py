@@ -136,6 +136,12 @@ def _cost_table(result: dict):
     t.add_row("keys", "P0 / P1 payload bytes",
               f"{d['key_payload_bytes'][0]:,} / {d['key_payload_bytes'][1]:,}", "",
               f"keygen {d['keygen_s']:.3f}")
+    if any(p.get("online") == "cuda-graphs" for p in result["parties"]):
+        t.add_row("online", "CUDA graphs recorded in setup (P0 / P1)",
+                  " / ".join(str(p.get("graphs", "-")) for p in result["parties"]), "",
+                  ", ".join(f"{p.get('record_s', 0.0):.3f}" for p in result["parties"]))
+    elif any(p.get("why", "").startswith("recording failed") for p in result["parties"]):
+        t.add_row("online", "eager: " + result["parties"][0].get("why", ""), "", "", "")
     if any(p["keys_in"] != "file" for p in result["parties"]):
         t.add_row("keys", "loaded into " + " / ".join(p["keys_in"] for p in result["parties"]),
                   "", "", ", ".join(f"{p['key_load_s']:.3f}" for p in result["parties"]))

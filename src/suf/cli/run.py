@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from suf.cli import render
-from suf.cli.options import (add_nonlinear_option, add_truncation_option, loading, positive_int,
-                             seconds, torch_device)
+from suf.cli.options import (add_graphs_option, add_nonlinear_option, add_truncation_option,
+                             loading, positive_int, seconds, torch_device)
 from suf.core.errors import InputError
 
 DEFAULT_TEXT = "Secure inference keeps secrets."
@@ -41,6 +41,7 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_nonlinear_option(p)
     add_truncation_option(p)
+    add_graphs_option(p)
     p.set_defaults(run=run)
 
 
@@ -92,7 +93,7 @@ def run(args) -> int:
     job = ModelJob(model, *batch.shape, name=args.model, nonlinear=args.nonlinear,
                    truncation=args.truncation)
     result = run_job(job, batch, device=args.device, timeout=args.timeout,
-                     work_dir=args.key_dir, tls=tls)
+                     work_dir=args.key_dir, tls=tls, graphs=args.graphs)
     if args.json:
         render.run_json(result)
     else:

@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 
 from suf.cli import render
-from suf.cli.options import (add_nonlinear_option, add_tls_options, add_truncation_option,
-                             loading, peer, seconds, seed, tls_config, torch_device)
+from suf.cli.options import (add_graphs_option, add_nonlinear_option, add_tls_options,
+                             add_truncation_option, loading, peer, seconds, seed, tls_config,
+                             torch_device)
 from suf.core.errors import InputError
 
 MODEL_OPTIONS = ("model", "bits", "deployment", "bundle", "text", "ids")
@@ -40,6 +41,7 @@ def add_parser(sub) -> None:
     add_tls_options(p)
     add_nonlinear_option(p, "; must be the mode the keys were dealt for (else refused)")
     add_truncation_option(p, "; must be the mode the keys were dealt for (else refused)")
+    add_graphs_option(p)
     p.set_defaults(run=run)
 
 
@@ -101,7 +103,7 @@ def run(args) -> int:
         job, source = _model_job(args, meta)
     result = serve(args.party, job, args.keys, args.peer, job.values(source),
                    device=args.device, timeout=args.timeout, tls=tls,
-                   insecure_plaintext=args.insecure_plaintext)
+                   insecure_plaintext=args.insecure_plaintext, graphs=args.graphs)
     if args.result:
         Path(args.result).write_text(json.dumps(result))
     elif args.party == 1:

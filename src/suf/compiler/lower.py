@@ -34,6 +34,8 @@ Key shapes and sizes depend on the descriptor and the element count only, never 
 """
 from __future__ import annotations
 
+import functools
+
 from math import comb
 
 import torch
@@ -248,11 +250,16 @@ def _interval_bits(party, dk, desc: ir.Descriptor, y: torch.Tensor) -> torch.Ten
     return lt ^ lt_nxt ^ (party.id & (nxt > pts).to(torch.int64))
 
 
+@functools.lru_cache(maxsize=256)
+def _cuts_tensor(cuts: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Cut points on `device`, copied there once (read only)."""
+    return torch.tensor(cuts, dtype=torch.int64).to(device)
+
+
 def walk(dk, y_hat: torch.Tensor, cuts, b: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The points y_j = y^ - a_j (one row per cut a_j) and this party's XOR shares of
     1{y_j < r_y} from the DPF key of r_y: one prefix-parity walk each."""
-    a = cuts if isinstance(cuts, torch.Tensor) else \
-        torch.tensor(list(cuts), dtype=torch.int64, device=y_hat.device)
+    a = cuts if isinstance(cuts, torch.Tensor) else _cuts_tensor(tuple(cuts), y_hat.device)
     pts = (y_hat[None, :] - a[:, None]) & low_mask(b)
     return pts, compare.eval_lt(dk, pts)
 

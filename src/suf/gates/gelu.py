@@ -226,9 +226,9 @@ def relu_minus_lut_example(bits: int, count: int, clip_bits: int) -> Example:
 # ================================================================================================
 # the gate
 # ================================================================================================
-def table() -> torch.Tensor:
+def table(device=None) -> torch.Tensor:
     """GeLU's public table: ReLU - GeLU at input scale 6, 8 bits, output scale F."""
-    return tables.relu_sub_gelu(CLIP_BITS, 6, F)
+    return tables.relu_sub_gelu(CLIP_BITS, 6, F, device=device)
 
 
 def layout(shape, *, n: int) -> Layout:
@@ -242,7 +242,8 @@ def keygen(dealer, r_in: torch.Tensor, *, n: int, op: str = "gelu") -> torch.Ten
 
 def eval(party, x_hat: torch.Tensor, *, n: int, op: str = "gelu") -> torch.Tensor:
     """The opened masked GeLU(x) + r_out; equals reference(x, n=n) on its valid range."""
-    return relu_minus_lut_eval(party, x_hat, n=n, clip_bits=CLIP_BITS, table=table(), op=op)
+    return relu_minus_lut_eval(party, x_hat, n=n, clip_bits=CLIP_BITS,
+                               table=table(party.device), op=op)
 
 
 def reference(x: torch.Tensor, *, n: int, layer: str | None = None,

@@ -103,6 +103,14 @@ def _intervals(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return cand[keep], index[keep]
 
 
+@functools.lru_cache(maxsize=None)
+def _interval_values(n: int, d: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(starts, T[index]) of `intervals` on `device`, made once (read only): what eval needs,
+    without host-to-device copies at every call."""
+    starts, index = intervals(n, device=device)
+    return starts, tables.rsqrt(d, device=device)[index]
+
+
 def intervals(n: int, *, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(starts, index): the K = 128(n-7) maximal intervals [a_j, a_{j+1}) of Z_{2^n} (a_K = 2^n)
     on which `reference_rsqrt_index` is constant, and that index on each.
@@ -193,8 +201,7 @@ def eval(party, v_hat: torch.Tensor, *, n: int, d: int, op: str = "rsqrt") -> to
     key = party.read(op, lay.key())
     k = compare.from_payload(key["cmp"], n, N, party.id, party.device)
     sel_key = select.read(party, (N,), bits=n, op=f"{op}.select")
-    starts, index = intervals(n, device=party.device)
-    values = tables.rsqrt(d, device=party.device)[index]
+    starts, values = _interval_values(n, d, party.device)
     u, v = _signed_onehot_dot(k, v_hat.flatten(), starts, values, n, party.id)
     u_share, v_share = lut.signed_shares(party, u, v, key["r_u"], sel_key, n)
     u_hat, v_hat_lut = _open_uv(party, u_share, v_share, n, lay.open("uv"))

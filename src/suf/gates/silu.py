@@ -14,9 +14,9 @@ from suf.mpc.gate import Example, Gate, Layout, register
 CLIP_BITS = 10
 
 
-def table() -> torch.Tensor:
+def table(device=None) -> torch.Tensor:
     """SiLU's public table: ReLU - SiLU at input scale 6, 10 bits, output scale F."""
-    return tables.relu_sub_silu(CLIP_BITS, 6, F)
+    return tables.relu_sub_silu(CLIP_BITS, 6, F, device=device)
 
 
 def layout(shape, *, n: int) -> Layout:
@@ -30,7 +30,8 @@ def keygen(dealer, r_in: torch.Tensor, *, n: int, op: str = "silu") -> torch.Ten
 
 def eval(party, x_hat: torch.Tensor, *, n: int, op: str = "silu") -> torch.Tensor:
     """The opened masked SiLU(x) + r_out; equals reference(x, n=n) on its valid range."""
-    return relu_minus_lut_eval(party, x_hat, n=n, clip_bits=CLIP_BITS, table=table(), op=op)
+    return relu_minus_lut_eval(party, x_hat, n=n, clip_bits=CLIP_BITS,
+                               table=table(party.device), op=op)
 
 
 def reference(x: torch.Tensor, *, n: int, layer: str | None = None,

@@ -89,10 +89,13 @@ def _counts_tensor(counts: tuple[int, ...], device) -> torch.Tensor:
     device = torch.device(device)
     if all(c == counts[0] for c in counts):
         return torch.full((len(counts),), counts[0], dtype=torch.int64, device=device)
-    host = torch.tensor(counts, dtype=torch.int64)
-    if device.type == "cuda":  # pinned and non-blocking: no stream synchronisation
-        return host.pin_memory().to(device, non_blocking=True)
-    return host.to(device)
+    return _uneven_counts(counts, device)
+
+
+@lru_cache(maxsize=64)
+def _uneven_counts(counts: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Uneven row lengths (causal rows) on `device`, copied there once (read only)."""
+    return torch.tensor(counts, dtype=torch.int64).to(device)
 
 
 def _levels(counts: tuple[int, ...], device) -> list[tuple[torch.Tensor, torch.Tensor]]:

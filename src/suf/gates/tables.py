@@ -52,9 +52,20 @@ def _to_entries(values: torch.Tensor) -> torch.Tensor:
     return torch.trunc(values).to(torch.int64)
 
 
+_ON_DEVICE: dict = {}  # (build, args, device) -> the table's one copy on that GPU
+
+
 def _deliver(build, *args, device=None) -> torch.Tensor:
-    # the cached CPU master is never handed out: callers get their own copy
-    return build(*args).to(device=device, copy=True)
+    """The table on `device`.  The cached CPU master is never handed out: CPU callers get their
+    own copy; on a GPU all callers share one copy per device (read only), so that an online gate
+    does not copy its table from host memory at every call (nor inside a CUDA graph capture)."""
+    device = torch.device("cpu" if device is None else device)
+    if device.type == "cpu":
+        return build(*args).clone()
+    key = (build, args, device)
+    if key not in _ON_DEVICE:
+        _ON_DEVICE[key] = build(*args).to(device)
+    return _ON_DEVICE[key]
 
 
 @functools.lru_cache(maxsize=None)

@@ -51,6 +51,7 @@ class _Scope:
     def __init__(self, parent: "_Scope | None", op, layer, phase: str):
         self.parent = parent
         self.given = (op, layer)
+        self.key = (op, layer, phase)  # its key among its parent's children
         self.op = op if op is not None or parent is None else parent.op
         self.layer = layer if layer is not None or parent is None else parent.layer
         self.phase = phase
@@ -117,6 +118,34 @@ class Stats:
         finally:
             node.wall_s += time.perf_counter() - start
             self._stack.pop()
+
+    def path(self) -> tuple:
+        """The open scopes, outermost first, as (op, layer, phase) keys (see `following`)."""
+        return tuple(node.key for node in self._stack[1:])
+
+    @contextmanager
+    def following(self):
+        """Yields `go(path)`: it moves the open scopes to `path` (a `path()` recorded earlier,
+        possibly by another Stats), closing those not on it and opening the missing ones; all
+        are closed when the block ends.  Work recorded under scopes and replayed later is
+        attributed to the same scopes this way (suf.runtime.graphs)."""
+        opened: list = []  # [(key, the scope's context manager)], outermost first
+
+        def go(path: tuple) -> None:
+            keep = 0
+            while keep < min(len(opened), len(path)) and opened[keep][0] == path[keep]:
+                keep += 1
+            while len(opened) > keep:
+                opened.pop()[1].__exit__(None, None, None)
+            for key in path[keep:]:
+                cm = self.scope(op=key[0], layer=key[1], phase=key[2])
+                cm.__enter__()
+                opened.append((key, cm))
+
+        try:
+            yield go
+        finally:
+            go(())
 
     def where(self) -> str:
         """The innermost open scope, as a path (for error messages)."""

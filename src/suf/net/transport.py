@@ -59,6 +59,7 @@ class Transport:
         self._sel.register(sock, selectors.EVENT_READ)
         self._failed: str | None = None
         self._pinned: dict[str, torch.Tensor] = {}
+        self._copy_back = None  # CUDA event: the last copy out of the pinned "in" buffer
         self.tls: dict | None = None  # {"version", "cipher"} once a TLS handshake succeeded
 
     @property
@@ -231,22 +232,27 @@ class Transport:
             raise PeerError(f"{e}; if the peer uses TLS: {PLAINTEXT_HINT}") from None
 
     # -- data ------------------------------------------------------------------------------------
-    def exchange(self, buf: torch.Tensor) -> torch.Tensor:
+    def exchange(self, buf: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Send `buf` while receiving the peer's buffer of the same size; one exchange.
 
         `buf` is a 1-D torch.uint8 tensor on any device; the peer's bytes come back on that
-        device (CUDA data moves through pinned host buffers).  An empty exchange moves nothing
-        and is not counted.
+        device (CUDA data moves through pinned host buffers; the copy back is queued on the
+        current stream, not waited for), into `out` when given (a uint8 tensor of buf's size on
+        buf's device).  An empty exchange moves nothing and is not counted.
         """
         _check_buffer(buf, "exchange")
         n = buf.numel()
+        if out is not None and (not isinstance(out, torch.Tensor) or out.dtype != torch.uint8
+                                or out.shape != buf.shape or out.device != buf.device):
+            raise ValueError(f"exchange: out must be a uint8 tensor of shape {tuple(buf.shape)} "
+                             f"on {buf.device}")
         if n == 0:
-            return torch.empty(0, dtype=torch.uint8, device=buf.device)
-        out = self._host(buf, "out")
+            return torch.empty(0, dtype=torch.uint8, device=buf.device) if out is None else out
+        host_out = self._host(buf, "out")
         inp = self._host_empty(n, buf.device, "in")
-        dt = self._io(_view(out), _view(inp), f"exchange of {n} bytes")
+        dt = self._io(_view(host_out), _view(inp), f"exchange of {n} bytes")
         self.stats.record(sent=n, recv=n, exchanges=1, comm_s=dt)
-        return inp.to(buf.device) if buf.device.type != "cpu" else inp
+        return self._to_device(inp, buf.device, out)
 
     def exchange_values(self, x: torch.Tensor, bits: int, type_bytes: int = 8) -> torch.Tensor:
         """Exchange int64 ring elements packed by SIGMA's rule (`suf.core.ring.pack`).
@@ -280,7 +286,7 @@ class Transport:
         inp = self._host_empty(nbytes, device, "in")
         dt = self._io(memoryview(b""), _view(inp), f"receive of {nbytes} bytes")
         self.stats.record(recv=nbytes, exchanges=1, comm_s=dt)
-        return inp.to(device) if device.type != "cpu" else inp
+        return self._to_device(inp, device)
 
     def sync(self) -> None:
         """A one-byte round trip (both send 0x01, both receive it); counted as a sync."""
@@ -355,7 +361,28 @@ class Transport:
     def _host_empty(self, n: int, device: torch.device, slot: str) -> torch.Tensor:
         if device.type == "cpu":
             return torch.empty(n, dtype=torch.uint8)
+        if self._copy_back is not None:  # the last copy out of the pinned buffer has finished
+            self._copy_back.synchronize()
+            self._copy_back = None
         return self._staging(slot, n)
+
+    def _to_device(self, inp: torch.Tensor, device: torch.device,
+                   out: torch.Tensor | None = None) -> torch.Tensor:
+        """The received host bytes on `device`: a CUDA copy is queued on the current stream and
+        the pinned buffer is reused only after it ran (`_host_empty` waits for its event)."""
+        if device.type == "cpu":
+            return inp if out is None else out.copy_(inp)
+        out = torch.empty(inp.numel(), dtype=torch.uint8, device=device) if out is None else out
+        out.copy_(inp, non_blocking=True)
+        self._copy_back = torch.cuda.Event()
+        self._copy_back.record(torch.cuda.current_stream(device))
+        return out
+
+    def reserve(self, nbytes: int) -> None:
+        """Allocate the pinned staging buffers for CUDA exchanges of up to `nbytes` now (setup),
+        not inside the online clock."""
+        for slot in ("out", "in"):
+            self._staging(slot, nbytes)
 
     def _staging(self, slot: str, n: int) -> torch.Tensor:
         """A reusable pinned host buffer of at least n bytes (grown by doubling)."""

@@ -19,7 +19,10 @@ its example draws from.  What it says to the rest of the runtime:
   setup(party, values)             before the online clock: P0 publishes W^ (model); the owners
                                    send their masked inputs (gate)
   online(party, state, values)     the online phase: the client's x^ and the graph (model); the
-                                   gate's eval (gate); returns the masked output y^
+                                   gate's eval (gate); returns the masked output y^.  It is
+                                   online_inputs (the x^ of every input; input_masks reads this
+                                   party's masks ahead) then compute(party, state, hats), which
+                                   suf.runtime.graphs records before the clock on a GPU
   values(source), outcome(...)     a party's cleartext inputs; the output against the reference
   serve_options(party, source, d)  the `suf serve` options that start a party of this job
 
@@ -104,10 +107,17 @@ def read_masks(keys, op: str, shapes, device) -> list[torch.Tensor]:
     return _split(keys.next_tensor(op, torch.int64).to(device), shapes)
 
 
-def exchange_inputs(party: Party, inputs, values) -> list[torch.Tensor]:
+def read_input_masks(party: Party, inputs) -> list[torch.Tensor] | None:
+    """This party's masks of its own secret inputs (its first key chunk), None if it owns none."""
+    own = [inp.shape for inp in inputs if inp.owner == party.id]
+    return read_masks(party.keys, INPUT_MASKS, own, party.device) if own else None
+
+
+def exchange_inputs(party: Party, inputs, values, masks=None) -> list[torch.Tensor]:
     """The masked inputs x^ = x + r on both parties.  The owner of secret inputs adds its masks
     and sends them, packed in one message (P0's first, then P1's); public inputs are taken as they
-    are.  `values`: this party's cleartext inputs, aligned with `inputs` (None: it holds none)."""
+    are.  `values`: this party's cleartext inputs, aligned with `inputs` (None: it holds none).
+    `masks`: its masks if read already (`read_input_masks`), else they are read here."""
     dev, t = party.device, party.transport
     hats: list = [None] * len(inputs)
     for owner in (0, 1):
@@ -118,7 +128,9 @@ def exchange_inputs(party: Party, inputs, values) -> list[torch.Tensor]:
         width = max(inputs[i].bits for i in own)
         total = sum(_numel(s) for s in shapes)
         if owner == party.id:
-            for i, r in zip(own, read_masks(party.keys, INPUT_MASKS, shapes, dev)):
+            if masks is None:
+                masks = read_input_masks(party, inputs)
+            for i, r in zip(own, masks):
                 hats[i] = (_value(inputs[i], values, i).to(dev) + r) & low_mask(inputs[i].bits)
             t.send(pack(torch.cat([hats[i].flatten() for i in own]), width))
         else:
@@ -202,6 +214,15 @@ class GateJob:
             return exchange_inputs(party, self.inputs, values)
 
     def online(self, party: Party, hats, values) -> torch.Tensor:
+        return self.compute(party, None, hats)
+
+    def input_masks(self, party: Party) -> None:
+        return None  # read and used in setup
+
+    def online_inputs(self, party: Party, hats, values, masks=None) -> list:
+        return hats
+
+    def compute(self, party: Party, state, hats) -> torch.Tensor:
         with party.scope(self.name):
             return self.gate.eval(party, *hats, op=self.name, **self.params)
 
@@ -292,9 +313,18 @@ class ModelJob:
                                self.deployment.masked() if party.id == 0 else None)
 
     def online(self, party: Party, masked_weights: dict, values) -> torch.Tensor:
-        spec = self.model.spec
+        return self.compute(party, masked_weights, self.online_inputs(party, masked_weights,
+                                                                      values))
+
+    def input_masks(self, party: Party) -> list[torch.Tensor] | None:
+        return read_input_masks(party, self.inputs)
+
+    def online_inputs(self, party: Party, masked_weights: dict, values, masks=None) -> list:
         with party.transport.stats.scope(op="input"):
-            hats = exchange_inputs(party, self.inputs, values)
+            return exchange_inputs(party, self.inputs, values, masks)
+
+    def compute(self, party: Party, masked_weights: dict, hats) -> torch.Tensor:
+        spec = self.model.spec
         be = PartyBackend(spec.bits, masked_weights, party, self.nonlinear, self.truncation)
         with _progress(spec, f"P{party.id}: online") as be.progress:
             return forward(be, spec, hats[0], hats[1] if len(hats) > 1 else None)

@@ -31,6 +31,7 @@ class SecureRun:
     deal: DealReport
     online_s: list = field(default_factory=list)
     key_store: str = "cpu"      # where the in-memory keys were kept
+    online: list = field(default_factory=list)  # per party: how its online phase ran (graphs)
 
     def report(self) -> dict:
         """A JSON-able cost report: per-party totals by phase, and per (layer, op) the online
@@ -54,6 +55,7 @@ class SecureRun:
             "keygen_s": self.deal.keygen_s,
             "online_s": self.online_s,
             "key_store": self.key_store,
+            "online": self.online,
             "ops": rows,
         }
 
@@ -77,12 +79,14 @@ def key_store_device(spec: ModelSpec, batch: int, length: int, device, store="au
 def run_locally(model: Model, batch: Batch, *, deployment: Deployment | None = None,
                 device="cpu", seed: bytes | None = None, timeout: float = 600.0,
                 key_store="auto", nonlinear: str = "sigma",
-                truncation: str = "faithful") -> SecureRun:
+                truncation: str = "faithful", graphs: bool = True) -> SecureRun:
     """Deal one inference of `batch` into memory (kept as `key_store_device` says), then P0 and
     P1 on two threads.  deployment: the weight masks (default: a new deployment).  seed: 32 bytes
     for reproducible masks and keys (tests only); default: everything keyed by the OS CSPRNG.
     nonlinear, truncation: the nonlinear mode, "sigma" or "suf", and the truncation mode,
-    "faithful" or "gap" (compare with `model.reference(batch, nonlinear=..., truncation=...)`)."""
+    "faithful" or "gap" (compare with `model.reference(batch, nonlinear=..., truncation=...)`).
+    graphs: on a GPU, record each party's online computation as CUDA graphs in setup
+    (suf.runtime.graphs; SecureRun.online says how each party ran)."""
     if not isinstance(batch, Batch):
         raise TypeError(f"batch must be a suf.models.Batch, got {type(batch).__name__}")
     spec, dev = model.spec, torch.device(device)
@@ -109,7 +113,7 @@ def run_locally(model: Model, batch: Batch, *, deployment: Deployment | None = N
         stream = torch.cuda.Stream(dev) if dev.type == "cuda" else None
         with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
             party = Party(p, transports[p], stores[p].open(p, dealing, key_hash), dev)
-            return serving.run_party(party, job, values if p == 1 else None)
+            return serving.run_party(party, job, values if p == 1 else None, graphs)
 
     try:
         outputs = run_both(work, transports)
@@ -117,4 +121,4 @@ def run_locally(model: Model, batch: Batch, *, deployment: Deployment | None = N
         for t in transports:
             t.close()
     return SecureRun(outputs[1][0], [t.stats for t in transports], report,
-                     [o[1] for o in outputs], str(store))
+                     [o[1] for o in outputs], str(store), [o[2] for o in outputs])

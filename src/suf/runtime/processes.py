@@ -76,14 +76,16 @@ def wait_parties(procs, logs, timeout: float) -> None:
         raise (RuntimeError("\n".join(errors)) if crashed else PartyError("; ".join(errors)))
 
 
-def run(job, source, *, device="cpu", timeout: float = 60.0, work_dir=None, tls=None) -> dict:
+def run(job, source, *, device="cpu", timeout: float = 60.0, work_dir=None, tls=None,
+        graphs: bool = True) -> dict:
     """Deal `job`, then P0 and P1 as two processes on localhost; `source`: what the inputs come
     from (`job.values`).  Returns `job.outcome(source, output)` with the dealing info
     ("dealing") and both parties' reports ("parties").  `timeout`: the parties' transport
     timeout.  work_dir: where the key files go (a fresh temporary directory inside it, removed
     afterwards; e.g. /dev/shm keeps them in RAM).  tls: None (plaintext on localhost), True (TLS
     with a CA and certificates made for this run in the temporary directory) or a directory of
-    certificates as `suf certs` writes it (ca.pem, p0.pem, p0.key, p1.pem, p1.key)."""
+    certificates as `suf certs` writes it (ca.pem, p0.pem, p0.key, p1.pem, p1.key).  graphs:
+    False runs a GPU party's online phase kernel by kernel (`suf serve --no-cuda-graphs`)."""
     if work_dir is not None and not Path(work_dir).is_dir():
         raise InputError(f"the key directory {work_dir} does not exist")
     with tempfile.TemporaryDirectory(prefix="suf-run-", dir=work_dir) as tmp:
@@ -104,7 +106,7 @@ def run(job, source, *, device="cpu", timeout: float = 60.0, work_dir=None, tls=
                        "--peer", f"127.0.0.1:{port}", "--keys", str(key_file(d, p)),
                        "--device", str(device), "--timeout", str(timeout),
                        "--result", str(d / f"result.p{p}.json"),
-                       *job.serve_options(p, source, d)]
+                       *job.serve_options(p, source, d), *([] if graphs else ["--no-cuda-graphs"])]
                 if certs is not None:
                     cmd += ["--cert", str(certs / f"p{p}.pem"), "--key", str(certs / f"p{p}.key"),
                             "--peer-ca", str(certs / "ca.pem")]

@@ -10,6 +10,7 @@ Then: setup (a model's W^, a gate's masked inputs; counted apart), a sync, the o
 """
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import time
 
@@ -21,6 +22,7 @@ from suf.keys import KeyFileReader, inspect_key_file
 from suf.mpc.party import Party
 from suf.net.tls import TLSConfig
 from suf.net.transport import Transport
+from suf.runtime.graphs import prepare
 from suf.runtime.jobs import OUTPUT_MASK, check_keys_mode, read_masks
 
 
@@ -77,14 +79,17 @@ def ready(party: Party) -> None:
         party.transport.sync()
 
 
-def run_party(party: Party, job, values) -> tuple[torch.Tensor, float]:
+def run_party(party: Party, job, values, graphs: bool = True) -> tuple[torch.Tensor, float, dict]:
     """One party's part of `job` with its keys (party.keys) over its transport; `values`: its
-    cleartext inputs (`job.values`).  Returns (y, online seconds): P1's y is the output, P0's is
-    the masked y^ (it never sees y)."""
+    cleartext inputs (`job.values`).  On a GPU with `graphs`, the online computation is recorded
+    as CUDA graphs in setup (suf.runtime.graphs).  Returns (y, online seconds, how the online
+    phase ran: suf.runtime.graphs' report): P1's y is the output, P0's is the masked y^ (it never
+    sees y)."""
     state = job.setup(party, values)
+    online = prepare(party, job, state, graphs)
     ready(party)
     t0 = time.perf_counter()
-    y = job.online(party, state, values)
+    y = online.run(values)
     if party.id == 1:
         y = (y - read_masks(party.keys, OUTPUT_MASK, [tuple(y.shape)], party.device)[0]) \
             & low_mask(job.out_bits)
@@ -93,7 +98,7 @@ def run_party(party: Party, job, values) -> tuple[torch.Tensor, float]:
     online_s = time.perf_counter() - t0
     if party.keys.remaining:
         raise RuntimeError(f"party {party.id} left {party.keys.remaining} key chunks unused")
-    return y, online_s
+    return y, online_s, online.report
 
 
 def load_keys(reader: KeyFileReader, dev: torch.device):
@@ -110,7 +115,7 @@ def load_keys(reader: KeyFileReader, dev: torch.device):
 
 def serve(party: int, job, keys, peer: str, values=None, *, device="cpu",
           timeout: float = 60.0, tls: TLSConfig | None = None,
-          insecure_plaintext: bool = False) -> dict:
+          insecure_plaintext: bool = False, graphs: bool = True) -> dict:
     """One party of `job` with its key file `keys`: P0 listens at `peer` (HOST:PORT), P1
     connects to it; over TLS 1.3 with mutual authentication when `tls` is given, which a peer
     that is not on loopback requires unless `insecure_plaintext` (`channel_policy`).  `values`:
@@ -135,9 +140,12 @@ def serve(party: int, job, keys, peer: str, values=None, *, device="cpu",
                 raise
             raise InputError(f"cannot listen on {peer}: {e}") from None
         keys_in, load_s = load_keys(reader, dev)
-        with Party(party, transport, keys_in, dev) as p:
-            y, online_s = run_party(p, job, values)
-        result = {"party": party, "online_s": online_s, "key_load_s": load_s,
+        # on a GPU the party runs on a stream of its own (CUDA graphs are recorded on one)
+        stream = torch.cuda.Stream(dev) if dev.type == "cuda" else None
+        with Party(party, transport, keys_in, dev) as p, \
+                (torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()):
+            y, online_s, how = run_party(p, job, values, graphs)
+        result = {"party": party, "online_s": online_s, "key_load_s": load_s, **how,
                   "keys_in": "file" if keys_in is reader else str(dev),
                   "channel": transport.tls or "plaintext",
                   "stats": transport.stats.to_dict()}
