@@ -249,7 +249,9 @@ class Transport:
         if n == 0:
             return torch.empty(0, dtype=torch.uint8, device=buf.device) if out is None else out
         host_out = self._host(buf, "out")
-        inp = self._host_empty(n, buf.device, "in")
+        # host bytes are received in place; device bytes through the pinned "in" buffer
+        inp = out if out is not None and buf.device.type == "cpu" else \
+            self._host_empty(n, buf.device, "in")
         dt = self._io(_view(host_out), _view(inp), f"exchange of {n} bytes")
         self.stats.record(sent=n, recv=n, exchanges=1, comm_s=dt)
         return self._to_device(inp, buf.device, out)
@@ -371,7 +373,7 @@ class Transport:
         """The received host bytes on `device`: a CUDA copy is queued on the current stream and
         the pinned buffer is reused only after it ran (`_host_empty` waits for its event)."""
         if device.type == "cpu":
-            return inp if out is None else out.copy_(inp)
+            return inp
         out = torch.empty(inp.numel(), dtype=torch.uint8, device=device) if out is None else out
         out.copy_(inp, non_blocking=True)
         self._copy_back = torch.cuda.Event()

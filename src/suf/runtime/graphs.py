@@ -24,6 +24,7 @@ phase, and the party's report says why.
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from suf.core.ring import pack, unpack
+from suf.core.ring import pack, packed_size, unpack
 from suf.mpc.party import Party
 from suf.net.stats import Stats
 
@@ -104,20 +105,25 @@ class _Rehearsal:
 @dataclass
 class _Step:
     graph: torch.cuda.CUDAGraph
-    send: torch.Tensor | None   # the packed message the graph leaves (None: the last graph)
-    recv: torch.Tensor | None   # where the peer's message goes (the next graph unpacks it)
-    path: tuple                 # the scopes the exchange was made in (Stats.path)
+    send: torch.Tensor | None   # pinned host bytes the graph leaves to send (None: the last one)
+    recv: torch.Tensor | None   # pinned host bytes the peer's message goes to (the next graph
+    path: tuple                 # copies them to the GPU); the scopes of the exchange (Stats.path)
 
 
 class _Recorder:
-    """The stand-in transport of the recording: ends the current graph at each exchange, keeps
-    its message buffer, and starts the next graph with the peer's buffer as its input."""
+    """The stand-in transport of the recording.  At each exchange the current graph ends with the
+    copy of the packed message to a pinned host buffer, and the next one starts with the copy of
+    the peer's message from another; both buffers are the size of the largest message and serve
+    every exchange (graph k has copied `recv` to the GPU before the socket overwrites it in
+    exchange k, as the replay waits for graph k to finish first)."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, largest: int):
         self.stats = Stats()
         self.device = device
         self.pool = torch.cuda.graph_pool_handle()
         self.steps: list[_Step] = []
+        self.host_out = torch.empty(largest, dtype=torch.uint8, pin_memory=True)
+        self.host_in = torch.empty(largest, dtype=torch.uint8, pin_memory=True)
         self._graph: torch.cuda.CUDAGraph | None = None
 
     def begin(self) -> None:
@@ -142,14 +148,17 @@ class _Recorder:
 
     def exchange_values(self, x: torch.Tensor, bits: int, type_bytes: int = 8) -> torch.Tensor:
         buf = pack(x, bits, type_bytes)
-        if buf.numel() == 0:
+        n = buf.numel()
+        if n == 0:
             return torch.zeros_like(x)
+        send, recv = self.host_out[:n], self.host_in[:n]
+        send.copy_(buf, non_blocking=True)
         step = self.end()
-        step.send = buf
-        step.recv = torch.empty_like(buf)  # made outside any capture: a buffer of its own
+        step.send, step.recv = send, recv
         self.begin()
-        recv = step.recv
-        return unpack(recv, bits, x.numel(), type_bytes).reshape(x.shape)
+        peer = torch.empty_like(buf)
+        peer.copy_(recv, non_blocking=True)
+        return unpack(peer, bits, x.numel(), type_bytes).reshape(x.shape)
 
 
 class EagerOnline:
@@ -183,12 +192,13 @@ class RecordedOnline:
         hats = self.job.online_inputs(party, self.state, values, self.masks)
         for ph, h in zip(self.placeholders, hats):
             ph.copy_(h)
-        t = party.transport
+        t, stream = party.transport, torch.cuda.current_stream(party.device)
         with t.stats.following() as go:
             for step in self.steps:
                 go(step.path)
                 step.graph.replay()
                 if step.send is not None:
+                    stream.synchronize()  # the message is in pinned memory
                     t.exchange(step.send, out=step.recv)
         return self.output.clone()
 
@@ -205,7 +215,7 @@ def _record(party: Party, job, state, masks, tape: KeyTape) -> RecordedOnline:
     job.compute(Party(party.id, rehearsal, tape, dev), state, placeholders)
     tape.rewind(strict=True)
     torch.cuda.current_stream(dev).synchronize()
-    recorder = _Recorder(dev)
+    recorder = _Recorder(dev, rehearsal.largest)
     try:
         recorder.begin()
         out = job.compute(Party(party.id, recorder, tape, dev), state, placeholders)
@@ -213,10 +223,11 @@ def _record(party: Party, job, state, masks, tape: KeyTape) -> RecordedOnline:
     except BaseException:
         recorder.abort()
         raise
+    # the inputs' message goes through the transport's own pinned buffers: made now, not online
+    party.transport.reserve(max(packed_size(i.bits, math.prod(i.shape)) for i in job.inputs))
     if tape.unread:
         raise RuntimeError(f"the recording left {tape.unread} key chunks of the rehearsal "
                            f"unread: the computation is not oblivious")
-    party.transport.reserve(rehearsal.largest)
     torch.cuda.current_stream(dev).synchronize()
     return RecordedOnline(party, job, state, masks, placeholders, recorder.steps, out,
                           time.perf_counter() - t0)
