@@ -402,6 +402,30 @@ def suf_gate_costs() -> str:
     return "\n".join(out)
 
 
+def online_speed() -> str:
+    """docs/performance.md: every online_speed_*.json (benchmarks/online_speed.py), run by run."""
+    out = ["| model, L, B | mode | online | graphs recorded in setup (P0, P1) | key load (P0, P1) "
+           "| keygen + key files | exchanges | equal | tree, GPU, result file |",
+           "|---|---|---:|---:|---:|---:|---:|---|---|"]
+    for f in sorted(RESULTS.glob("online_speed_*.json")):
+        res = json.loads(f.read_text())
+        where = (f"`{commit_label(res)}`, {gpu_short(res['machine'].get('gpu', 'cpu'))}, "
+                 f"`{f.name}`")
+        for r in res["runs"]:
+            mode = r["nonlinear"] + (", CUDA graphs" if r["graphs"] else ", kernel by kernel")
+            if r["online"] != ["cuda-graphs"] * 2:
+                mode += f" ({' / '.join(r['online'])})"
+            rec = (", ".join(f"{s:.1f}" for s in r["record_s"]) + " s"
+                   if all(r["record_s"]) else "—")
+            cold = " (cold start)" if r["cold"] else ""
+            out.append(f"| {r['model']}, {r['seq']}, {r['batch']}{cold} | {mode} | "
+                       f"{max(r['online_s']):.3f} s | {rec} | "
+                       f"{', '.join(f'{s:.1f}' for s in r['key_load_s'])} s | "
+                       f"{r['keygen_s']:.1f} s | {r['exchanges']} | "
+                       f"{'yes' if r['equal_to_reference'] else '**no**'} | {where} |")
+    return "\n".join(out)
+
+
 # name -> (file, renderer)
 BLOCKS = {
     "nn-secure": ("docs/models.md", nn_secure),
@@ -410,6 +434,7 @@ BLOCKS = {
     "reference-accuracy": ("docs/reference_accuracy.md", reference_accuracy),
     "bert-base-progress": ("docs/performance.md", bert_base_progress),
     "bert-base-layer": ("docs/performance.md", bert_base_layer),
+    "online-speed": ("docs/performance.md", online_speed),
     "prg-candidates": ("docs/prg.md", prg_candidates),
     "prg-kernels": ("docs/prg.md", prg_kernels),
     "suf_gate_costs": ("docs/suf.md", suf_gate_costs),
