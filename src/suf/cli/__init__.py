@@ -6,6 +6,7 @@
   suf serve --party 0|1 ...     one party (P0 listens and loads the weights; P1 connects with its
                                 input and the client bundle)
   suf gate NAME [options]       one registered gate between two processes, with its cost report
+  suf bench --model M ...       a grid of runs, Sigma and SUF side by side: report, JSON, plots
   suf certs --out DIR           test TLS certificates: a CA and one certificate + key per party
   suf demo                      a few gates between two processes (CPU)
 
@@ -16,10 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from suf.cli import certs, deal, demo, gate, plan, run, serve
+from suf.cli import bench, certs, deal, demo, gate, plan, run, serve
 from suf.core.errors import SufError
 
-COMMANDS = (run, plan, deal, serve, gate, demo, certs)
+COMMANDS = (run, plan, deal, serve, gate, bench, demo, certs)
 
 
 def parser() -> argparse.ArgumentParser:
