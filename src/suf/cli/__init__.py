@@ -15,7 +15,9 @@ Errors of the input (options, files, models, peers) are one line, `suf: error: .
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from suf.cli import bench, certs, deal, demo, gate, plan, run, serve
 from suf.core.errors import SufError
@@ -32,8 +34,16 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _terminated(signum, frame):
+    """SIGTERM ends the command like Ctrl-C would: files being written are dropped on the way
+    out (a half-written key file is never left under its name)."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.run(args)
     except SufError as e:

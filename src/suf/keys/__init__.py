@@ -7,8 +7,11 @@ from suf.keys.format import ChunkInfo, KeyFileError, sigma_padded_size
 from suf.keys.keyfile import DEPLOYMENT as DEPLOYMENT_KIND
 from suf.keys.keyfile import ONE_TIME as ONE_TIME_KIND
 from suf.keys.keyfile import (KeyFileInfo, KeyFileReader, KeyFileWriter, file_kind,
-                              inspect_key_file, new_dealing_id)
+                              inspect_key_file, new_dealing_id, open_private, partial_path,
+                              sweep_partials)
 from suf.keys.memory import MemoryKeys
 
 __all__ = ["DEPLOYMENT_KIND", "ONE_TIME_KIND", "ChunkInfo", "KeyFileError", "KeyFileInfo",
-           "KeyFileReader", "KeyFileWriter", "MemoryKeys", "file_kind", "inspect_key_file", "new_dealing_id", "sigma_padded_size"]
+           "KeyFileReader", "KeyFileWriter", "MemoryKeys", "file_kind", "inspect_key_file",
+           "new_dealing_id", "open_private", "partial_path", "sigma_padded_size",
+           "sweep_partials"]

@@ -86,6 +86,42 @@ def new_dealing_id() -> bytes:
 
 
 # -- writing -----------------------------------------------------------------------------------
+def partial_path(path: Path) -> Path:
+    """Where a file is written before its rename into place: hidden, named after the writing
+    process (so that `sweep_partials` knows when its writer is gone) and a random tag."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+
+
+def open_private(path: Path):
+    """A new file (never an existing one) for writing, readable and writable by its owner only
+    (mode 0600: key material)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+
+def sweep_partials(directory) -> list[Path]:
+    """Remove the partial files in `directory` whose writing process is gone (a dealer killed
+    while writing); returns what was removed.  Those of a live process are left alone."""
+    removed = []
+    for f in Path(directory).glob(".*.partial"):
+        parts = f.name.split(".")
+        pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+        if pid is not None and _alive(pid):
+            continue
+        f.unlink(missing_ok=True)
+        removed.append(f)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
 class KeyFileWriter:
     """Streams one party's key chunks into `path`; the file appears only when `close()` succeeds.
 
@@ -108,8 +144,8 @@ class KeyFileWriter:
         self.overwrite = bool(overwrite)
         if not overwrite and self.path.exists():
             raise FileExistsError(f"{self.path} exists; pass overwrite=True to replace it")
-        self.tmp_path = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.partial")
-        self._f = open(self.tmp_path, "xb")
+        self.tmp_path = partial_path(self.path)
+        self._f = open_private(self.tmp_path)
         self._f.write(bytes(PREAMBLE_SIZE))  # no magic until close(): a partial file is no key file
         self._pos = PREAMBLE_SIZE
         self._chunks: list[dict] = []

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from suf.core.errors import InputError
+from suf.keys import open_private, partial_path
 from suf.models.loading import ModelSpec
 from suf.models.transformer import ClientModel, Model
 
@@ -72,8 +73,8 @@ def write_bundle(model: Model | ClientModel, path) -> Path:
                          for k, v in tables.items()},
              "files": {k: _digest(v) for k, v in members.items()}}
     path = Path(path)
-    tmp_path = path.with_name(f".{path.name}.partial")
-    with zipfile.ZipFile(tmp_path, "w", zipfile.ZIP_STORED) as z:
+    tmp_path = partial_path(path)
+    with open_private(tmp_path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
         z.writestr(INDEX, json.dumps(index, indent=1))
         for k, v in members.items():
             z.writestr(k, v)

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from suf.core.errors import DoesNotFit, InputError
-from suf.keys import KeyFileWriter, new_dealing_id
+from suf.keys import KeyFileWriter, new_dealing_id, sweep_partials
 from suf.models.bundle import BUNDLE_FILE, write_bundle
 from suf.models.transformer import Model
 from suf.mpc.dealer import Dealer
@@ -95,19 +95,21 @@ def deal(job, key_dir, device="cpu") -> dict:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"cannot create the key directory {out}: {e.strerror}") from None
+    sweep_partials(out)  # what a dealer killed while writing here left behind
     if model:
         check_fits(job.model, job.length, job.batch, str(out), nonlinear=job.nonlinear,
                    truncation=job.truncation)
         if job.deployment is None:
             job = ModelJob(job.model, job.batch, job.length, Deployment.create(job.model),
                            job.name, job.nonlinear, job.truncation)
-        job.deployment.write(out / DEPLOYMENT_FILE)
-        write_bundle(job.model, out / BUNDLE_FILE)
     dealing = new_dealing_id()
     with contextlib.ExitStack() as stack:  # each writer closes, or on an error aborts
         writers = [stack.enter_context(KeyFileWriter(key_file(out, p), p, job.bits, dealing,
                                                      job.key_hash(), job.meta)) for p in (0, 1)]
         report = deal_keys(job, writers, dealing_id=dealing, device=device)
+    if model:  # after the keys (the long part): a dealer stopped before leaves none of them
+        job.deployment.write(out / DEPLOYMENT_FILE)
+        write_bundle(job.model, out / BUNDLE_FILE)
     info = {**job.meta, "nonlinear": job.nonlinear, "truncation": job.truncation,
             "bits": job.bits, "dealing_id": dealing.hex(),
             "key_hash": report.key_hash.hex(),

@@ -113,7 +113,14 @@ def run(job, source, *, device="cpu", timeout: float = 60.0, work_dir=None, tls=
                 err = stack.enter_context(open(logs[p], "w"))
                 procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err,
                                               env=party_env()))
-            wait_parties(procs, logs, timeout + SLACK_S)
+            try:
+                wait_parties(procs, logs, timeout + SLACK_S)
+            except BaseException:  # also SIGTERM / Ctrl-C of this process: no party outlives it
+                for p in procs:
+                    if p.poll() is None:
+                        p.kill()
+                        p.wait()
+                raise
         results = [json.loads((d / f"result.p{p}.json").read_text()) for p in (0, 1)]
     output = torch.tensor(results[1]["output"])
     return {**job.outcome(source, output), "dealing": info, "parties": results}
