@@ -112,3 +112,44 @@ def test_as_a_process():
     code, err = _suf("serve", "--party", "0", "--peer", "host:abc", "--keys", "k")
     assert code == 2 and "Traceback" not in err
     assert err.splitlines()[-1].startswith("suf serve: error: argument --peer")
+
+
+@pytest.mark.parametrize("content,what", [
+    (b'{"txt": ["a"]}', 'one key, "text" or "ids"'),
+    (b'{"text": "a"}', '"text" must be a list of strings'),
+    (b"\xff\xfe", "not UTF-8"),
+    (b"\n  \n", "no input"),
+    (b'{"ids": [[1, 2]', "--input"),
+])
+def test_client_input_file_errors(model_keys, tmp_path, content, what, capsys):
+    """P1's input comes from a file or standard input (never its command line); a bad one is a
+    one-line error before anything connects (the keys stay unused: one dealing serves all)."""
+    given = tmp_path / "input"
+    given.write_bytes(content)
+    assert main(["serve", "--party", "1", "--peer", "127.0.0.1:1", "--keys",
+                 str(key_file(model_keys, 1)), "--bundle", str(model_keys / "client.bundle"),
+                 "--input", str(given)]) == 2
+    assert what in _one_error_line(capsys.readouterr().err, "suf: error: ")
+
+
+@pytest.fixture(scope="module")
+def model_keys(tmp_path_factory):
+    from suf.models import load_model
+    from suf.runtime import ModelJob
+
+    d = tmp_path_factory.mktemp("keys")
+    deal(ModelJob(load_model("bert-tiny"), 1, 4), d)
+    return d
+
+
+def test_client_input_formats():
+    from suf.cli.serve import read_input
+
+    assert read_input.__doc__
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("first sentence\n\nsecond one\n")
+    assert read_input(f.name) == {"text": ["first sentence", "second one"]}
+    with open(f.name, "w") as g:
+        g.write('{"ids": [[1, 2], [3]]}')
+    assert read_input(f.name) == {"ids": [[1, 2], [3]]}

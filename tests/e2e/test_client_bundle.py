@@ -129,8 +129,9 @@ def test_client_process_runs_from_the_bundle_without_the_weights(tmp_path):
         ["serve", "--party", "0", "--keys", str(key_file(keys, 0)), "--model", str(owner_dir),
          "--deployment", str(keys / "deployment.p0.suk"), *common],
         ["serve", "--party", "1", "--keys", "keys.p1.suk", "--bundle", BUNDLE_FILE,
-         "--text", TEXT, "--result", "result.json", *common],
+         "--input", "input.txt", "--result", "result.json", *common],
     ]
+    (client_dir / "input.txt").write_text(TEXT + "\n")  # a file: not on the command line
     logs = [tmp_path / f"p{p}.log" for p in (0, 1)]
     with contextlib.ExitStack() as stack:
         procs = [subprocess.Popen([sys.executable, "-m", "suf.cli", *cmd],
@@ -147,8 +148,9 @@ def test_the_client_takes_no_model(tmp_path, capsys):
     from suf.cli import main
 
     deal(ModelJob(_small_gpt2(), 1, 4), tmp_path)
+    (tmp_path / "in.json").write_text('{"ids": [[1, 2]]}')
     base = ["serve", "--party", "1", "--peer", "127.0.0.1:1", "--keys",
-            str(key_file(tmp_path, 1)), "--ids", "[[1, 2]]"]
+            str(key_file(tmp_path, 1)), "--input", str(tmp_path / "in.json")]
     assert main(base + ["--model", "gpt2-small"]) == 2
     assert "--model: not for the client (P1)" in capsys.readouterr().err
     assert main(base) == 2

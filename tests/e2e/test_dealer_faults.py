@@ -79,7 +79,8 @@ def test_partial_files_of_a_live_writer_stay(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM])
 def test_sigterm_of_suf_run_stops_both_parties(tmp_path, sig):
-    """`suf run` stopped by SIGTERM takes its two party processes with it."""
+    """`suf run` stopped by SIGTERM takes its two party processes with it (whose command lines
+    do not hold the client's input)."""
     proc = subprocess.Popen([sys.executable, "-m", "suf.cli", "run", "--model", "bert-tiny",
                              "--ids", "[101, 2023, 102]", "--key-dir", str(tmp_path)],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
@@ -92,6 +93,9 @@ def test_sigterm_of_suf_run_stops_both_parties(tmp_path, sig):
                              text=True)
         parties = [int(p) for p in out.stdout.split()]
         time.sleep(0.05)
+    for pid in parties:  # the client's token ids reach it through a pipe, not its command line
+        cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        assert "2023" not in cmdline and "--input -" in cmdline or "--party 0" in cmdline
     proc.send_signal(sig)
     proc.wait(60)
     assert proc.returncode == 128 + sig

@@ -1,13 +1,15 @@
 """`suf serve`: one party of the job its key file was dealt for.  P0 (the model owner) listens
 at --peer and, for a model, loads it (--model) and publishes its masked weights (--deployment);
 P1 (the client) runs from the client bundle (--bundle: the model's shapes, embedding tables and
-tokenizer, no other weight), connects with its input (--text or --ids) and gets the output.  The
+tokenizer, no other weight), connects with its input (--input: a file, or - for standard input;
+never the command line, which other users of the machine can read) and gets the output.  The
 channel is TLS 1.3 with mutual authentication when --cert, --key and --peer-ca are given; a peer
 that is not on loopback needs them (or --insecure-plaintext).  Keys of a gate (as `suf gate`
 deals them) take --seed, the seed both parties draw the gate's example inputs from."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from suf.cli import render
@@ -16,7 +18,7 @@ from suf.cli.options import (add_graphs_option, add_nonlinear_option, add_tls_op
                              torch_device)
 from suf.core.errors import InputError
 
-MODEL_OPTIONS = ("model", "bits", "deployment", "bundle", "text", "ids")
+MODEL_OPTIONS = ("model", "bits", "deployment", "bundle", "input")
 
 
 def add_parser(sub) -> None:
@@ -31,8 +33,10 @@ def add_parser(sub) -> None:
     p.add_argument("--bits", type=int, default=None, help="model keys, P0: the ring Z_2^bits")
     p.add_argument("--deployment", help="model keys, P0: the deployment file from `suf deal`")
     p.add_argument("--bundle", help="model keys, P1: the client bundle from `suf deal`")
-    p.add_argument("--text", action="append", help="model keys, P1: input text(s)")
-    p.add_argument("--ids", help="model keys, P1: token ids as JSON [[...], ...]")
+    p.add_argument("--input", metavar="FILE",
+                   help="model keys, P1: its input, from FILE or - (standard input): JSON "
+                        "{\"text\": [...]} or {\"ids\": [[...], ...]}, or plain text, one "
+                        "sequence per line")
     p.add_argument("--seed", type=seed, help="gate keys: the inputs' seed (64 hex digits)")
     p.add_argument("--device", type=torch_device, default="cpu")
     p.add_argument("--timeout", type=seconds, default=60.0,
@@ -59,7 +63,7 @@ def _model_job(args, meta: dict):
 
     _refuse(args, ("seed",), "model keys")
     if args.party == 0:
-        _refuse(args, ("text", "ids", "bundle"), "the model owner (P0)")
+        _refuse(args, ("input", "bundle"), "the model owner (P0)")
         if args.model is None:
             raise InputError(f"these keys are for the model {meta.get('model')}: pass --model")
         if args.deployment is None:
@@ -74,16 +78,40 @@ def _model_job(args, meta: dict):
     if args.bundle is None:
         raise InputError("the client (P1) needs the client bundle (--bundle) that `suf deal` "
                          "writes beside the keys")
-    if (args.text is None) == (args.ids is None):
-        raise InputError("the client (P1) gives either --text or --ids")
+    if args.input is None:
+        raise InputError("the client (P1) gives its input with --input FILE (or - for standard "
+                         "input)")
+    with loading("--input"):
+        given = read_input(args.input)
     with loading("--bundle"):
         client = read_bundle(args.bundle)
     job = from_keys(meta, client, nonlinear=args.nonlinear, truncation=args.truncation)
-    if args.ids is not None:
-        with loading("--ids"):
-            return job, client.batch(json.loads(args.ids), job.length)
-    with loading("--text"):
-        return job, client.tokenize(args.text, job.length)
+    with loading("--input"):
+        if "ids" in given:
+            return job, client.batch(given["ids"], job.length)
+        return job, client.tokenize(given["text"], job.length)
+
+
+def read_input(source: str) -> dict:
+    """The client's input from a file or standard input ("-"): {"text": [...]} or
+    {"ids": [[...], ...]} as JSON, or plain text with one sequence per non-empty line."""
+    raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"--input {source}: not UTF-8 text") from None
+    if text.lstrip().startswith("{"):
+        given = json.loads(text)
+        if set(given) not in ({"text"}, {"ids"}):
+            raise InputError(f"--input {source}: a JSON input has one key, \"text\" or \"ids\"")
+        if "text" in given and not (isinstance(given["text"], list) and
+                                    all(isinstance(t, str) for t in given["text"])):
+            raise InputError(f"--input {source}: \"text\" must be a list of strings")
+        return given
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise InputError(f"--input {source}: no input (an empty file)")
+    return {"text": lines}
 
 
 def run(args) -> int:

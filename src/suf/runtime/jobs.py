@@ -24,7 +24,8 @@ its example draws from.  What it says to the rest of the runtime:
                                    party's masks ahead) then compute(party, state, hats), which
                                    suf.runtime.graphs records before the clock on a GPU
   values(source), outcome(...)     a party's cleartext inputs; the output against the reference
-  serve_options(party, source, d)  the `suf serve` options that start a party of this job
+  serve_options(party, source, d)  the `suf serve` options that start a party of this job, and
+  serve_input(party, source)       what it reads on its standard input (the client's input)
 
 The masks of the secret inputs travel in the owner's first key chunk ("input-masks"); the
 client's output mask is its last ("output-mask").
@@ -246,6 +247,9 @@ class GateJob:
         return ["--seed", seed.hex(), "--nonlinear", self.nonlinear,
                 "--truncation", self.truncation]
 
+    def serve_input(self, party: int, seed: bytes) -> None:
+        return None  # both parties draw the example's inputs from the public seed
+
 
 # ================================================================================================
 # a model inference
@@ -360,8 +364,15 @@ class ModelJob:
         if party == 0:
             return ["--model", self.name, "--bits", str(self.bits),
                     "--deployment", str(Path(key_dir) / DEPLOYMENT_FILE), *mode]
+        return ["--bundle", str(Path(key_dir) / BUNDLE_FILE), "--input", "-", *mode]
+
+    def serve_input(self, party: int, batch: Batch) -> bytes | None:
+        """What the client's process reads on its standard input (`suf serve --input -`): its
+        token ids, never on its command line."""
+        if party != 1:
+            return None
         unpadded = [row[:int(r)] for row, r in zip(batch.ids.tolist(), batch.real.sum(1))]
-        return ["--bundle", str(Path(key_dir) / BUNDLE_FILE), "--ids", json.dumps(unpadded), *mode]
+        return json.dumps({"ids": unpadded}).encode()
 
 
 def from_keys(meta: dict, model: Model | None = None, deployment: Deployment | None = None,

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -76,6 +77,14 @@ def wait_parties(procs, logs, timeout: float) -> None:
         raise (RuntimeError("\n".join(errors)) if crashed else PartyError("; ".join(errors)))
 
 
+def _feed(proc: subprocess.Popen, data: bytes) -> None:
+    """Write `data` to the process's standard input and close it (on a thread of its own: a
+    party that stops before reading it cannot block the caller)."""
+    with contextlib.suppress(BrokenPipeError, OSError):
+        proc.stdin.write(data)
+        proc.stdin.close()
+
+
 def run(job, source, *, device="cpu", timeout: float = 60.0, work_dir=None, tls=None,
         graphs: bool = True) -> dict:
     """Deal `job`, then P0 and P1 as two processes on localhost; `source`: what the inputs come
@@ -111,8 +120,13 @@ def run(job, source, *, device="cpu", timeout: float = 60.0, work_dir=None, tls=
                     cmd += ["--cert", str(certs / f"p{p}.pem"), "--key", str(certs / f"p{p}.key"),
                             "--peer-ca", str(certs / "ca.pem")]
                 err = stack.enter_context(open(logs[p], "w"))
-                procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err,
-                                              env=party_env()))
+                given = job.serve_input(p, source)
+                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err,
+                                        stdin=subprocess.DEVNULL if given is None else
+                                        subprocess.PIPE, env=party_env())
+                if given is not None:  # the client's input, through a pipe: not in `ps`
+                    threading.Thread(target=_feed, args=(proc, given), daemon=True).start()
+                procs.append(proc)
             try:
                 wait_parties(procs, logs, timeout + SLACK_S)
             except BaseException:  # also SIGTERM / Ctrl-C of this process: no party outlives it
