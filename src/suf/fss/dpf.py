@@ -203,8 +203,11 @@ def walk(key: DPFKey, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Walk each key's tree along x (shape (N,) or (E, N), checked by the caller).
 
     Returns the leaf blocks (x.shape + (2,)) and the control bits t of the D nodes on the path
-    above the leaf, shape (D,) + x.shape (index 0 = the root).  One PRG call per level.
+    above the leaf, shape (D,) + x.shape (index 0 = the root).  One PRG call per level; E > 1
+    points of a key expand the tree nodes their paths share once (_walk_shared).
     """
+    if x.dim() == 2 and x.shape[0] > 1:
+        return _walk_shared(key, x)
     n, D = key.n, key.depth
     s = key.seed.expand(x.shape + (2,))
     ts = []
@@ -222,6 +225,56 @@ def walk(key: DPFKey, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             corr = torch.where(right[..., None], key.leaf[1], key.leaf[0])
         s = child ^ (corr & -t[..., None])
     return s, torch.stack(ts)
+
+
+def _walk_shared(key: DPFKey, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`walk` for E > 1 points per key (x of shape (E, N)), expanding each tree node once.
+
+    A key's points sorted by value share the nodes of their common prefixes: at depth i the nodes
+    on their paths are the distinct i-bit prefixes, and a point starts a new node there iff its top
+    i bits differ from those of the point before it.  The top levels of E points hold at most 2^i
+    nodes, and nearby points share most of their paths, so far fewer PRG calls than E per level.
+    (The int64 sort is signed, which for n = 64 puts the top half first: prefixes still group.)
+    """
+    n, D = key.n, key.depth
+    E, N = x.shape
+    xs, order = x.T.sort(dim=1)  # (N, E): each key's points ascending
+    first = torch.zeros(N, E, dtype=torch.bool, device=x.device)
+    first[:, 0] = True
+    xs, first = xs.reshape(-1), first.reshape(-1)
+    changed = xs ^ torch.cat([xs[:1], xs[:-1]])  # the bits that differ from the point before
+    changed[first] = -1  # a key's first point starts a node at every depth
+    corr_right = torch.stack([(key.cw[..., 0] & ~1) | key.tr, key.cw[..., 1]], dim=-1)
+    corrs = torch.cat([torch.stack([key.cw, corr_right]), key.leaf[:, None]], dim=1)  # (2, D, N, 2)
+    ts = torch.empty(D, N * E, dtype=INT64, device=x.device)
+    point_keys = torch.arange(N, device=x.device).repeat_interleave(E)
+    s, node = key.seed, first.cumsum(0) - 1  # nodes at depth 0: the roots; node[p]: p's node
+    shared = True  # False from the depth on where every point has a node of its own
+    for i in range(D):
+        t = s[:, 0] & 1
+        g = prg.expand(s)[:, :2]
+        if shared:
+            ts[i] = t[node]
+            starts = (changed >> (n - 1 - i)) != 0  # new (i+1)-bit prefix
+            reps = starts.nonzero().squeeze(1)  # one point per node at depth i + 1
+            shared = reps.numel() < N * E
+            parent = node[reps]
+            g, t = g[parent], t[parent]
+            node = starts.cumsum(0) - 1
+            bits, keys = xs[reps], point_keys[reps]
+        else:
+            ts[i] = t
+            bits = xs
+        right = (((bits >> (n - 1 - i)) & 1) == 1)[:, None]
+        child = torch.where(right, g[:, 1], g[:, 0])
+        corr = torch.where(right, corrs[1, i, keys], corrs[0, i, keys])
+        s = child ^ (corr & -t[:, None])
+    # back to the points' order: sorted position e of key j is point order[j, e]
+    block = torch.empty(N, E, 2, dtype=INT64, device=x.device)
+    block.scatter_(1, order[..., None].expand(N, E, 2), s[node].view(N, E, 2))
+    ts_out = torch.empty(D, N, E, dtype=INT64, device=x.device)
+    ts_out.scatter_(2, order.expand(D, N, E), ts.view(D, N, E))
+    return block.transpose(0, 1), ts_out.transpose(1, 2)
 
 
 def eval_point(key: Key, x: torch.Tensor, *, n: int | None = None,
