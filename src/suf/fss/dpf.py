@@ -244,37 +244,41 @@ def _walk_shared(key: DPFKey, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     xs, first = xs.reshape(-1), first.reshape(-1)
     changed = xs ^ torch.cat([xs[:1], xs[:-1]])  # the bits that differ from the point before
     changed[first] = -1  # a key's first point starts a node at every depth
+    # corrections by level, direction and key: row d·N + j of level i is key j's for direction d
     corr_right = torch.stack([(key.cw[..., 0] & ~1) | key.tr, key.cw[..., 1]], dim=-1)
-    corrs = torch.cat([torch.stack([key.cw, corr_right]), key.leaf[:, None]], dim=1)  # (2, D, N, 2)
+    corrs = torch.cat([torch.stack([key.cw, corr_right], dim=1), key.leaf[None]])  # (D, 2, N, 2)
+    corrs = corrs.view(D, 2 * N, 2)
     ts = torch.empty(D, N * E, dtype=INT64, device=x.device)
     point_keys = torch.arange(N, device=x.device).repeat_interleave(E)
-    s, node = key.seed, first.cumsum(0) - 1  # nodes at depth 0: the roots; node[p]: p's node
+    # node m at depth i holds the sorted points reps[m] .. reps[m + 1] - 1, where starts is True
+    s, starts = key.seed, first
+    reps = starts.nonzero().squeeze(1)  # depth 0: the roots, one per key
     shared = True  # False from the depth on where every point has a node of its own
     for i in range(D):
         t = s[:, 0] & 1
-        g = prg.expand(s)[:, :2]
+        blocks = prg.expand(s).view(-1, 2)  # block 4m + d: child d of node m
         if shared:
-            ts[i] = t[node]
-            starts = (changed >> (n - 1 - i)) != 0  # new (i+1)-bit prefix
-            reps = starts.nonzero().squeeze(1)  # one point per node at depth i + 1
+            ts[i] = t.repeat_interleave(torch.diff(reps, append=reps.new_tensor([N * E])))
+            child_starts = (changed >> (n - 1 - i)) != 0  # a new (i+1)-bit prefix
+            child_reps = child_starts.nonzero().squeeze(1)
+            # a child's parent: the last node at depth i that starts at or before it
+            parent = starts.index_select(0, child_reps).cumsum(0) - 1
+            t, reps, starts = t.index_select(0, parent), child_reps, child_starts
             shared = reps.numel() < N * E
-            parent = node[reps]
-            g, t = g[parent], t[parent]
-            node = starts.cumsum(0) - 1
-            bits, keys = xs[reps], point_keys[reps]
-        else:
+            bits, keys = xs.index_select(0, reps), point_keys.index_select(0, reps)
+        else:  # node m is point m's
             ts[i] = t
-            bits = xs
-        right = (((bits >> (n - 1 - i)) & 1) == 1)[:, None]
-        child = torch.where(right, g[:, 1], g[:, 0])
-        corr = torch.where(right, corrs[1, i, keys], corrs[0, i, keys])
+            parent, bits = reps, xs
+        right = (bits >> (n - 1 - i)) & 1
+        child = blocks.index_select(0, 4 * parent + right)
+        corr = corrs[i].index_select(0, right * N + keys)
         s = child ^ (corr & -t[:, None])
-    # back to the points' order: sorted position e of key j is point order[j, e]
-    block = torch.empty(N, E, 2, dtype=INT64, device=x.device)
-    block.scatter_(1, order[..., None].expand(N, E, 2), s[node].view(N, E, 2))
-    ts_out = torch.empty(D, N, E, dtype=INT64, device=x.device)
-    ts_out.scatter_(2, order.expand(D, N, E), ts.view(D, N, E))
-    return block.transpose(0, 1), ts_out.transpose(1, 2)
+    if shared:
+        s = s.repeat_interleave(torch.diff(reps, append=reps.new_tensor([N * E])), dim=0)
+    # back to the points' order: point (e, j) is sorted position j·E + its rank among key j's
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(E, device=x.device).expand(N, E))
+    sorted_pos = (rank + torch.arange(0, N * E, E, device=x.device)[:, None]).T.reshape(-1)
+    return s.index_select(0, sorted_pos).view(E, N, 2), ts.index_select(1, sorted_pos).view(D, E, N)
 
 
 def eval_point(key: Key, x: torch.Tensor, *, n: int | None = None,
