@@ -210,22 +210,26 @@ def walk(key: DPFKey, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if x.dim() == 2 and x.shape[0] > 1:
         return _walk_shared(key, x)
     n, D = key.n, key.depth
+    shifts = torch.arange(n - 1, n - 1 - D, -1, device=x.device).view((D,) + (1,) * x.dim())
+    rights = (((x >> shifts) & 1) == 1)[..., None]  # (D,) + x.shape + (1,): the steps
+    left_corrs, right_corrs = _corrections(key).unbind(1)
     s = key.seed.expand(x.shape + (2,))
     tbits = torch.zeros_like(x)
     for i in range(D):
         t = s[..., 0] & 1
         tbits |= t << (n - 1 - i)
-        right = ((x >> (n - 1 - i)) & 1) == 1
         g = prg.expand(s)
-        child = torch.where(right[..., None], g[..., 1, :], g[..., 0, :])
-        if i < D - 1:
-            cw = key.cw[i]
-            corr = torch.stack([torch.where(right, (cw[:, 0] & ~1) | key.tr[i], cw[:, 0]),
-                                cw[:, 1].expand(x.shape)], dim=-1)
-        else:
-            corr = torch.where(right[..., None], key.leaf[1], key.leaf[0])
+        child = torch.where(rights[i], g[..., 1, :], g[..., 0, :])
+        corr = torch.where(rights[i], right_corrs[i], left_corrs[i])
         s = child ^ (corr & -t[..., None])
     return s, tbits
+
+
+def _corrections(key: DPFKey) -> torch.Tensor:
+    """The corrections by level, direction and key, (D, 2, N, 2): for a right step the t_R bit
+    replaces bit 0 of the correction seed; the last level's are the leaf corrections."""
+    cw_right = torch.stack([(key.cw[..., 0] & ~1) | key.tr, key.cw[..., 1]], dim=-1)
+    return torch.cat([torch.stack([key.cw, cw_right], dim=1), key.leaf[None]])
 
 
 def _walk_shared(key: DPFKey, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -248,10 +252,7 @@ def _walk_shared(key: DPFKey, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     starts[::E] = True  # at depth 0 each key's first point starts its root
     changed = xs ^ torch.cat([xs[:1], xs[:-1]])  # the bits that differ from the point before
     changed[starts] = -1  # a key's first point starts a node at every depth
-    # corrections by level, direction and key: row d·N + j of level i is key j's for direction d
-    corr_right = torch.stack([(key.cw[..., 0] & ~1) | key.tr, key.cw[..., 1]], dim=-1)
-    corrs = torch.cat([torch.stack([key.cw, corr_right], dim=1), key.leaf[None]])  # (D, 2, N, 2)
-    corrs = corrs.view(D, 2 * N, 2)
+    corrs = _corrections(key).view(D, 2 * N, 2)  # row d·N + j: key j's for direction d
     point_keys = torch.arange(N, device=dev).repeat_interleave(E)
     # node m at depth i holds the sorted points from reps[m] on, up to the next start
     s, tbits, reps = key.seed, torch.zeros(N, dtype=INT64, device=dev), starts.nonzero()[:, 0]
