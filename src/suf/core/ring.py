@@ -118,28 +118,10 @@ def packed_size(bits: int, count: int, type_bytes: int = 8) -> int:
 
 # Groups of 8 values fill exactly `bits` bytes, and value r of a group starts at bit r·bits of
 # its group: at byte (r·bits) >> 3, bit (r·bits) & 7.  As 7 + 57 <= 64, a value of up to 57 bits
-# lies in the 8 bytes from its start byte, so the CPU code moves values as 8-byte windows, one
-# strided view (stride `bits` bytes) per r; wider values take the 64-bit word code below.
+# lies in the 8 bytes from its start byte, so the CPU unpack reads values as 8-byte windows, one
+# strided view (stride `bits` bytes) per r; wider values take the 64-bit word code.  (Packing the
+# same way measured slower than pack's word code below 2^17 values, so pack keeps that.)
 GROUP_MAX_BITS = 57
-
-
-def _group_windows(byte_buf: torch.Tensor, bits: int, groups: int, r: int, width: int):
-    """The `width`-byte windows of value r of each group (groups, width), a view of byte_buf."""
-    return byte_buf.as_strided((groups, width), (bits, 1), (r * bits) >> 3)
-
-
-def _pack_groups(flat: torch.Tensor, bits: int, size: int) -> torch.Tensor:
-    groups = -(-flat.numel() // 8)
-    values = torch.zeros(groups * 8, dtype=INT64, device=flat.device)
-    values[:flat.numel()] = flat & low_mask(bits)
-    shifts = [(r * bits) & 7 for r in range(8)]
-    moved = values.view(groups, 8) << torch.tensor(shifts, device=flat.device)
-    moved = moved.view(torch.uint8).view(groups, 8, 8)
-    out = torch.zeros(max(size, groups * bits + 8), dtype=torch.uint8, device=flat.device)
-    for r, shift in enumerate(shifts):
-        width = (shift + bits + 7) >> 3  # <= bits: the windows of one r do not overlap
-        _group_windows(out, bits, groups, r, width).bitwise_or_(moved[:, r, :width])
-    return out[:size].clone()
 
 
 def _unpack_groups(buf: torch.Tensor, bits: int, count: int) -> torch.Tensor:
@@ -149,7 +131,7 @@ def _unpack_groups(buf: torch.Tensor, bits: int, count: int) -> torch.Tensor:
     padded[:buf.numel()] = buf
     windows = torch.empty(8, groups, 8, dtype=torch.uint8, device=buf.device)
     for r in range(8):
-        windows[r].copy_(_group_windows(padded, bits, groups, r, 8))
+        windows[r].copy_(padded.as_strided((groups, 8), (bits, 1), (r * bits) >> 3))
     shifts = torch.tensor([(r * bits) & 7 for r in range(8)], device=buf.device).view(8, 1)
     values = (windows.view(INT64).view(8, groups) >> shifts) & low_mask(bits)  # sign fill masked
     return values.T.reshape(-1)[:count]
@@ -177,8 +159,6 @@ def pack(x: torch.Tensor, bits: int, type_bytes: int = 8) -> torch.Tensor:
         v[:n] = flat & 1
         w = (v.view(nw, 32) << torch.arange(32, dtype=INT64, device=x.device)).sum(1)
         return (w - ((w >> 31) << 32)).to(torch.int32).view(torch.uint8)
-    if bits <= GROUP_MAX_BITS:
-        return _pack_groups(flat, bits, size)
     nwords = math.ceil(bits * n / 64) + 1
     v = flat & low_mask(bits)
     pos = torch.arange(n, device=x.device, dtype=INT64) * bits
