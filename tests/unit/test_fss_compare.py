@@ -105,8 +105,9 @@ def test_rule_variants_fail():
     x = torch.cat([torch.stack([(alphas - 1) & 511, alphas, (alphas + 1) & 511]),
                    st.ring((40, 1 << n), n)])
     truth = (x < alphas).long()
-    walks = [dpf.walk(k, x) for k in (k0, k1)]
     dirs = torch.stack([(x >> (n - 1 - i)) & 1 for i in range(n - 7)])
+    walks = [(block, torch.stack([(tbits >> (n - 1 - i)) & 1 for i in range(n - 7)]))
+             for block, tbits in (dpf.walk(k, x) for k in (k0, k1))]
     pos, last = x & 127, dirs[-1][..., None] == 1
 
     def rule(first=0, flip=1, right_from=1, left_to=1):

@@ -102,10 +102,30 @@ def test_key_layout_and_control_bits():
     # correction words are public to both parties; the root seeds are the only difference
     for name in ("cw", "tr", "leaf"):
         assert torch.equal(getattr(k0, name), getattr(k1, name))
-    # along α's path the control bits differ at every node
+    # along α's path the control bits differ at every node (bit n-1-i: level i's)
     _, t0 = dpf.walk(k0, alphas)
     _, t1 = dpf.walk(k1, alphas)
-    assert torch.equal(t0 ^ t1, torch.ones(D, N, dtype=torch.int64))
+    assert torch.equal(t0 ^ t1, torch.full((N,), (1 << n) - (1 << 7)))
+
+
+@pytest.mark.parametrize("n", (8, 12, 37, 63, 64))
+def test_walk_of_many_points_per_key_equals_one_point_walks(n):
+    """E points per key walk each shared tree node once (points that share a prefix, equal points,
+    points in one leaf block) or each their own path (random points, from the depth where no two
+    meet): the leaf blocks and control bits equal those of the one-point walks."""
+    st = stream()
+    N, m = 6, mask(n)
+    alphas = boundary_alphas(n, N, st)
+    k0, _ = dpf.keygen(alphas, n, st)
+    near = (st.words64(N) + torch.arange(0, 2**20, 2**14)[:, None]) & m  # 64 points 2^14 apart
+    clustered = torch.cat([near, boundary_points(alphas, n, st), alphas[None], (alphas ^ 5)[None]])
+    spread = st.words64(40 * N).view(40, N) & m
+    for x in (clustered[torch.randperm(clustered.shape[0])], spread):
+        E = x.shape[0]
+        block, ts = dpf.walk(k0, x)
+        one_each, ts_one = dpf.walk(k0[torch.arange(N).repeat(E)], x.reshape(-1))
+        assert torch.equal(block, one_each.view(E, N, 2))
+        assert torch.equal(ts, ts_one.view(E, N))
 
 
 def test_keygen_is_deterministic_in_the_stream():

@@ -3,7 +3,7 @@ and fixed test vectors of G(s) and the dealer stream (the same vectors are check
 import pytest
 import torch
 
-from suf.prg import Stream, chacha_block, expand
+from suf.prg import Stream, block_words, chacha, chacha_block, expand
 
 M = 2**64
 
@@ -134,3 +134,15 @@ def test_int32_lanes_equal_int64_lanes():
         a = chacha_block(key, ctr, (5, 2**32 - 1), rounds, lanes32=True)
         b = chacha_block(key, ctr, (5, 2**32 - 1), rounds, lanes32=False)
         assert torch.equal(a, b)
+
+
+def test_cpu_expand_across_lane_chunks(monkeypatch):
+    """The CPU expansion runs in chunks of lanes (here 7, 7 and a short 6) and reads the seeds'
+    words through a uint32 view: a non-contiguous (E, N) batch gives the int64 torch path's blocks."""
+    monkeypatch.setattr(chacha, "_LANE_CHUNK", 7)
+    seeds = torch.randint(-2**63, 2**63 - 1, (5, 4, 2)).transpose(0, 1)
+    words = block_words(seeds)
+    words[0] &= ~1
+    want = chacha_block([*words, 0, 0, 0, 0], 0, lanes32=False)  # (4, 5, 16) 32-bit words
+    want = (want[..., 0::2] | (want[..., 1::2] << 32)).view(4, 5, 4, 2)
+    assert torch.equal(expand(seeds), want)

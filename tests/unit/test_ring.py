@@ -15,7 +15,8 @@ def _stream_bytes(values, bits, size):
 
 @pytest.mark.parametrize("bits,type_bytes", [(1, 8), (2, 8), (3, 8), (7, 1), (8, 1), (8, 8),
                                              (13, 2), (16, 2), (31, 4), (32, 4), (33, 8),
-                                             (37, 8), (50, 8), (63, 8), (64, 8)])
+                                             (37, 8), (50, 8), (57, 8), (58, 8), (63, 8),
+                                             (64, 8)])
 @pytest.mark.parametrize("n", [0, 1, 31, 32, 33, 100, 777])
 def test_pack_is_little_endian_bit_stream(bits, type_bytes, n):
     x = torch.randint(-2**63, 2**63 - 1, (n,), dtype=torch.int64)

@@ -116,6 +116,27 @@ def packed_size(bits: int, count: int, type_bytes: int = 8) -> int:
     return math.ceil(bits * count / (8 * pad)) * pad
 
 
+# Groups of 8 values fill exactly `bits` bytes, and value r of a group starts at bit r·bits of
+# its group: at byte (r·bits) >> 3, bit (r·bits) & 7.  As 7 + 57 <= 64, a value of up to 57 bits
+# lies in the 8 bytes from its start byte, so the CPU unpack reads values as 8-byte windows, one
+# strided view (stride `bits` bytes) per r; wider values take the 64-bit word code.  (Packing the
+# same way measured slower than pack's word code below 2^17 values, so pack keeps that.)
+GROUP_MAX_BITS = 57
+
+
+def _unpack_groups(buf: torch.Tensor, bits: int, count: int) -> torch.Tensor:
+    groups = -(-count // 8)
+    padded = torch.zeros(max(buf.numel(), groups * bits + 8), dtype=torch.uint8,
+                         device=buf.device)
+    padded[:buf.numel()] = buf
+    windows = torch.empty(8, groups, 8, dtype=torch.uint8, device=buf.device)
+    for r in range(8):
+        windows[r].copy_(padded.as_strided((groups, 8), (bits, 1), (r * bits) >> 3))
+    shifts = torch.tensor([(r * bits) & 7 for r in range(8)], device=buf.device).view(8, 1)
+    values = (windows.view(INT64).view(8, groups) >> shifts) & low_mask(bits)  # sign fill masked
+    return values.T.reshape(-1)[:count]
+
+
 def pack(x: torch.Tensor, bits: int, type_bytes: int = 8) -> torch.Tensor:
     """Pack the low `bits` bits of every element of x into a flat torch.uint8 tensor.
 
@@ -170,6 +191,8 @@ def unpack(buf: torch.Tensor, bits: int, count: int, type_bytes: int = 8) -> tor
     if bits == 1:  # bit i of the stream is bit i % 8 of byte i // 8
         shifts = torch.arange(8, dtype=INT64, device=buf.device)
         return ((buf.to(INT64)[:, None] >> shifts) & 1).reshape(-1)[:count]
+    if bits <= GROUP_MAX_BITS:
+        return _unpack_groups(buf, bits, count)
     nwords = math.ceil(bits * count / 64) + 1
     padded = torch.zeros(nwords * 8, dtype=torch.uint8, device=buf.device)
     padded[:size] = buf

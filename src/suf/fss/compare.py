@@ -27,7 +27,6 @@ from suf.fss import dpf, kernels, sstable
 from suf.fss.dpf import Key, TableKey
 from suf.fss.sstable import low_mask, parity
 
-INT64 = torch.int64
 
 
 def keygen(alphas: torch.Tensor, n: int, stream: prg.Stream) -> tuple[Key, Key]:
@@ -53,15 +52,15 @@ def eval_lt(key: Key, x: torch.Tensor, *, n: int | None = None,
     fused = dpf.fused_walk(kernels.dpf_eval_lt, key, x)
     if fused is not None:
         return fused
-    block, ts = dpf.walk(key, x)
-    D = key.depth
-    shifts = (key.n - 1 - torch.arange(D, dtype=INT64, device=x.device)).view((D,) + (1,) * x.dim())
-    dirs = (x >> shifts) & 1  # (D,) + x.shape: the step taken at each level
-    before = torch.cat([torch.zeros_like(dirs[:1]), dirs[:-1]])  # the step before ("left" at root)
-    p = (ts & (dirs ^ before)).sum(0) & 1
+    block, tbits = dpf.walk(key, x)
+    # bit n-1-i of x is the step at level i and of tbits its t; bit n-1-i of x ^ (x >>> 1) is
+    # that step XOR the step before it ("left", 0, before the root)
+    turns = x ^ ((x >> 1) & ((1 << 63) - 1))
     upto = low_mask((x & 127) + 1)  # bits 0..pos of the leaf block
-    inside = torch.where(dirs[-1][..., None] == 1, ~upto, upto)
-    return p ^ parity(block & inside) ^ key.party
+    inside = torch.where(((x >> 7) & 1)[..., None] == 1, ~upto, upto)
+    v = block & inside
+    v[..., 0] ^= tbits & turns  # tbits has no bits below 7, so its parity adds P
+    return parity(v) ^ key.party
 
 
 # -- serialization: SIGMA's comparison-key layout (dpf.py) -------------------------------------

@@ -203,25 +203,85 @@ def walk(key: DPFKey, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Walk each key's tree along x (shape (N,) or (E, N), checked by the caller).
 
     Returns the leaf blocks (x.shape + (2,)) and the control bits t of the D nodes on the path
-    above the leaf, shape (D,) + x.shape (index 0 = the root).  One PRG call per level.
+    above the leaf packed as int64 of x's shape: bit n-1-i holds the t of level i (the root's at
+    n-1, the level whose step is x's bit n-1-i), bits below 7 are zero.  One PRG call per level;
+    E > 1 points of a key expand the tree nodes their paths share once (_walk_shared).
     """
+    if x.dim() == 2 and x.shape[0] > 1:
+        return _walk_shared(key, x)
     n, D = key.n, key.depth
+    shifts = torch.arange(n - 1, n - 1 - D, -1, device=x.device).view((D,) + (1,) * x.dim())
+    rights = (((x >> shifts) & 1) == 1)[..., None]  # (D,) + x.shape + (1,): the steps
+    left_corrs, right_corrs = _corrections(key).unbind(1)
     s = key.seed.expand(x.shape + (2,))
-    ts = []
+    tbits = torch.zeros_like(x)
     for i in range(D):
         t = s[..., 0] & 1
-        ts.append(t)
-        right = ((x >> (n - 1 - i)) & 1) == 1
+        tbits |= t << (n - 1 - i)
         g = prg.expand(s)
-        child = torch.where(right[..., None], g[..., 1, :], g[..., 0, :])
-        if i < D - 1:
-            cw = key.cw[i]
-            corr = torch.stack([torch.where(right, (cw[:, 0] & ~1) | key.tr[i], cw[:, 0]),
-                                cw[:, 1].expand(x.shape)], dim=-1)
-        else:
-            corr = torch.where(right[..., None], key.leaf[1], key.leaf[0])
+        child = torch.where(rights[i], g[..., 1, :], g[..., 0, :])
+        corr = torch.where(rights[i], right_corrs[i], left_corrs[i])
         s = child ^ (corr & -t[..., None])
-    return s, torch.stack(ts)
+    return s, tbits
+
+
+def _corrections(key: DPFKey) -> torch.Tensor:
+    """The corrections by level, direction and key, (D, 2, N, 2): for a right step the t_R bit
+    replaces bit 0 of the correction seed; the last level's are the leaf corrections."""
+    cw_right = torch.stack([(key.cw[..., 0] & ~1) | key.tr, key.cw[..., 1]], dim=-1)
+    return torch.cat([torch.stack([key.cw, cw_right], dim=1), key.leaf[None]])
+
+
+def _walk_shared(key: DPFKey, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`walk` for E > 1 points per key (x of shape (E, N)), expanding each tree node once.
+
+    A key's points sorted by value share the nodes of their common prefixes: at depth i the nodes
+    on their paths are the distinct i-bit prefixes, and a point starts a new node there iff its top
+    i bits differ from those of the point before it.  The top levels of E points hold at most 2^i
+    nodes, and nearby points share most of their paths, so far fewer PRG calls than E per level.
+    Each node carries the control bits of its path, so the work per level is per node, not per
+    point.  (The int64 sort is signed, which for n = 64 puts the top half first: prefixes still
+    group.)
+    """
+    n, D = key.n, key.depth
+    E, N = x.shape
+    P, dev = N * E, x.device
+    xs, order = x.T.sort(dim=1)  # (N, E): each key's points ascending
+    xs = xs.reshape(-1)
+    starts = torch.zeros(P, dtype=torch.bool, device=dev)
+    starts[::E] = True  # at depth 0 each key's first point starts its root
+    changed = xs ^ torch.cat([xs[:1], xs[:-1]])  # the bits that differ from the point before
+    changed[starts] = -1  # a key's first point starts a node at every depth
+    corrs = _corrections(key).view(D, 2 * N, 2)  # row d·N + j: key j's for direction d
+    point_keys = torch.arange(N, device=dev).repeat_interleave(E)
+    # node m at depth i holds the sorted points from reps[m] on, up to the next start
+    s, tbits, reps = key.seed, torch.zeros(N, dtype=INT64, device=dev), starts.nonzero()[:, 0]
+    shared = True  # False from the depth on where every point has a node of its own
+    for i in range(D):
+        t = s[:, 0] & 1
+        tbits = tbits | (t << (n - 1 - i))
+        blocks = prg.expand(s).view(-1, 2)  # block 4m + d: child d of node m
+        if shared:
+            child_starts = (changed >> (n - 1 - i)) != 0  # a new (i+1)-bit prefix
+            child_reps = child_starts.nonzero()[:, 0]
+            # a child's parent: the last node at depth i that starts at or before it
+            parent = starts.index_select(0, child_reps).cumsum(0) - 1
+            t, tbits = t.index_select(0, parent), tbits.index_select(0, parent)
+            reps, starts = child_reps, child_starts
+            shared = reps.numel() < P
+            bits, keys = xs.index_select(0, reps), point_keys.index_select(0, reps)
+        else:  # node m is point m's
+            parent, bits = reps, xs
+        right = (bits >> (n - 1 - i)) & 1
+        child = blocks.index_select(0, 4 * parent + right)
+        corr = corrs[i].index_select(0, right * N + keys)
+        s = child ^ (corr & -t[:, None])
+    # each point's leaf node, in the points' order: point (e, j) is sorted position j·E + its
+    # rank among key j's points
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(E, device=dev).expand(N, E))
+    sorted_pos = (rank + torch.arange(0, P, E, device=dev)[:, None]).T.reshape(-1)
+    leaf_node = (starts.cumsum(0) - 1).index_select(0, sorted_pos)
+    return s.index_select(0, leaf_node).view(E, N, 2), tbits.index_select(0, leaf_node).view(E, N)
 
 
 def eval_point(key: Key, x: torch.Tensor, *, n: int | None = None,
