@@ -77,6 +77,20 @@ def test_partial_files_of_a_live_writer_stay(tmp_path):
     assert mine.exists()
 
 
+def _processes(*words) -> list[int]:
+    """Processes whose command line holds every one of `words` (read from /proc)."""
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                cmdline = open(f"/proc/{d}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if all(w in cmdline for w in words):
+                found.append(int(d))
+    return found
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM])
 def test_sigterm_of_suf_run_stops_both_parties(tmp_path, sig):
     """`suf run` stopped by SIGTERM takes its two party processes with it (whose command lines
@@ -89,9 +103,7 @@ def test_sigterm_of_suf_run_stops_both_parties(tmp_path, sig):
     while not parties:
         assert proc.poll() is None, proc.stderr.read().decode()
         assert time.monotonic() < deadline, "no party started"
-        out = subprocess.run(["pgrep", "-f", f"suf.cli serve .*{tmp_path}"], capture_output=True,
-                             text=True)
-        parties = [int(p) for p in out.stdout.split()]
+        parties = _processes("suf.cli serve", str(tmp_path))
         time.sleep(0.05)
     for pid in parties:  # the client's token ids reach it through a pipe, not its command line
         cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()

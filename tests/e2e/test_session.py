@@ -26,9 +26,10 @@ def test_suf_run_bert_tiny_processes_over_tcp():
 
 def test_keys_for_another_shape_are_refused(tmp_path, capsys):
     deal(ModelJob(load_model("bert-tiny"), 1, 4), tmp_path)
+    (tmp_path / "input.json").write_text('{"ids": [[1, 2], [3, 4]]}')
     code = main(["serve", "--party", "1", "--peer", "127.0.0.1:1", "--keys",
                  str(key_file(tmp_path, 1)), "--bundle", str(tmp_path / "client.bundle"),
-                 "--ids", "[[1, 2], [3, 4]]"])
+                 "--input", str(tmp_path / "input.json")])
     assert code == 2
     assert capsys.readouterr().err == ("suf: error: the keys are for batch 1 x length 4, the input "
                                        "is 2 x 4\n")
