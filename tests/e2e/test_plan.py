@@ -10,6 +10,7 @@ from suf.models import transformer as models
 from suf.models import model_spec as spec_for
 from suf.runtime.plan import plan
 from suf.runtime import run_secure
+from suf.runtime.jobs import SECRET_BYTES
 
 
 @pytest.mark.parametrize("which,B,L", [("bert-tiny", 2, 5), ("gpt2-micro", 1, 6)])
@@ -22,9 +23,10 @@ def test_plan_equals_measured(which, B, L):
     assert p["comm_bytes"] == online[0].bytes_sent + online[0].bytes_recv
     assert p["comm_bytes"] == online[1].bytes_sent + online[1].bytes_recv
     assert p["exchanges"] == online[0].exchanges
-    assert p["key_bytes_p0"] == run.deal.key_bytes[0]
+    assert p["key_bytes_p0"] == run.deal.key_bytes[0] + SECRET_BYTES
     n_in = B * L * model.spec.d + (B * L if model.spec.family == "bert" else 0)
-    assert p["key_bytes_p1"] == run.deal.key_bytes[1] + 8 * (n_in + B * L * model.spec.d)
+    assert p["key_bytes_p1"] == run.deal.key_bytes[1] + 8 * (n_in + B * L * model.spec.d) + \
+        SECRET_BYTES
     assert p["sigma_header_bytes"] == run.deal.sigma_header_bytes
     assert p["setup_weight_bytes"] == run.stats[0].by_op("setup")["weights"].bytes_sent
 

@@ -109,12 +109,40 @@ def test_peer_dying_mid_run_gives_a_clear_error_within_the_timeout(tmp_path):
     info = inspect_key_file(key_file(tmp_path, 1))
     hello = serving.hello(JOB, info.dealing_id, JOB.key_hash())
     script = ("import os, sys, json; from suf.net.transport import Transport; "
+              "from suf.keys import KeyFileReader; from suf.runtime.jobs import "
+              "read_handshake_secret; s = read_handshake_secret(KeyFileReader(sys.argv[2], 1)); "
               f"t = Transport.connect('127.0.0.1', {port}, party=1, hello=json.loads(sys.argv[1]),"
-              " timeout=30); os._exit(3)")
-    p1 = subprocess.run([sys.executable, "-c", script, json.dumps(hello)], timeout=60)
+              " timeout=30, secret=s); os._exit(3)")
+    p1 = subprocess.run([sys.executable, "-c", script, json.dumps(hello),
+                         str(key_file(tmp_path, 1))], timeout=60)
     assert p1.returncode == 3
     start = time.monotonic()
     _, err = p0.communicate(timeout=60)
     assert p0.returncode != 0
     assert err.startswith("suf: error: ") and "peer" in err and "Traceback" not in err
     assert time.monotonic() - start < 5.0 + 5.0
+
+
+def test_a_stranger_with_the_public_hello_gets_nothing(tmp_path):
+    """Someone who knows the public hello (dealing id, hashes, modes) but not the dealing's secret
+    in P1's key file is refused by P0 in the handshake, before any setup data; P0 says why."""
+    deal(JOB, tmp_path)
+    port = free_port()
+    p0 = _party(0, port, key_file(tmp_path, 0), tmp_path / "o0", timeout=10.0)
+    info = inspect_key_file(key_file(tmp_path, 1))
+    hello = serving.hello(JOB, info.dealing_id, JOB.key_hash())
+    script = ("import sys, json; from suf.net.transport import Transport; "
+              "from suf.core.errors import HandshakeError\n"
+              "try:\n"
+              f"    Transport.connect('127.0.0.1', {port}, party=1, hello=json.loads(sys.argv[1]),"
+              " timeout=30, secret=bytes(32))\n"
+              "except HandshakeError as e:\n"
+              "    print(e); sys.exit(4)")
+    stranger = subprocess.run([sys.executable, "-c", script, json.dumps(hello)], timeout=60,
+                              capture_output=True, text=True)
+    assert stranger.returncode == 4 and "could not prove" in stranger.stdout
+    _, err = p0.communicate(timeout=60)
+    assert p0.returncode == 2
+    assert err.strip().splitlines()[-1] == ("suf: error: handshake: the peer could not prove it "
+                                            "holds this dealing's keys (wrong proof of the "
+                                            "dealing's secret)")

@@ -10,6 +10,7 @@ from suf.models import model_spec as spec_for
 from suf.models import transformer as models
 from suf.runtime import run_secure
 from suf.runtime.plan import plan
+from suf.runtime.jobs import SECRET_BYTES
 
 
 @pytest.mark.parametrize("which,B,L", [("bert-tiny", 2, 5), ("gpt2-micro", 1, 6)])
@@ -29,7 +30,7 @@ def test_suf_mode_equals_sigma_mode_and_its_plan(which, B, L):
     online = [s.total("online") for s in suf.stats]
     assert p["comm_bytes"] == online[0].bytes_sent + online[0].bytes_recv
     assert p["exchanges"] == online[0].exchanges
-    assert p["key_bytes_p0"] == suf.deal.key_bytes[0]
+    assert p["key_bytes_p0"] == suf.deal.key_bytes[0] + SECRET_BYTES
 
     sig = [s.total("online") for s in runs["sigma"].stats][0]
     assert online[0].exchanges < sig.exchanges

@@ -19,6 +19,7 @@ from suf.mpc import gate as gates
 from suf.runtime import GateJob, ModelJob, deal, from_keys, run_secure, serve
 from suf.runtime.dealing import key_file
 from suf.runtime.plan import plan
+from suf.runtime.jobs import SECRET_BYTES
 
 from harness import assert_peers_refuse, serve_both, tiny_gpt2
 
@@ -90,7 +91,7 @@ def test_gap_secure_equals_its_reference_the_faithful_one_and_its_plan(which, B,
     assert p["comm_bytes"] == online[0].bytes_sent + online[0].bytes_recv
     assert p["comm_bytes"] == online[1].bytes_sent + online[1].bytes_recv
     assert p["exchanges"] == online[0].exchanges
-    assert p["key_bytes_p0"] == run.deal.key_bytes[0]
+    assert p["key_bytes_p0"] == run.deal.key_bytes[0] + SECRET_BYTES
     assert "trfloor" not in p["per_layer"][0]["per_gate"]
 
     faithful = plan(model.spec, L, B, nonlinear=nonlinear)  # == its counters: test_plan.py

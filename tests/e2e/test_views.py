@@ -47,6 +47,7 @@ from suf.mpc.party import Party
 from suf.net.transport import Transport, local_pair, run_both
 from suf.prg import Stream
 from suf.runtime import GateJob, deal_keys, run_party
+from suf.runtime.jobs import read_handshake_secret
 from suf.runtime.serving import hello
 
 BITS = 37          # bert-tiny's ring
@@ -109,11 +110,14 @@ def run_gate_job(job: GateJob, values: list, stream: Stream | None = None) -> di
         s.close()
     mine = [[v if i.owner in (p, -1) else None for v, i in zip(values, job.inputs)]
             for p in (0, 1)]
+    keys = [s.open(p, dealing) for p, s in enumerate(stores)]
+    secret = read_handshake_secret(keys[0])
+    assert read_handshake_secret(keys[1]) == secret
     with _recording() as (received, opened):
-        transports = local_pair(hello(job, dealing, job.key_hash()), timeout=60.0)
+        transports = local_pair(hello(job, dealing, job.key_hash()), timeout=60.0, secret=secret)
         try:
-            run_both(lambda p: run_party(Party(p, transports[p], stores[p].open(p, dealing)),
-                                         job, mine[p]), transports)
+            run_both(lambda p: run_party(Party(p, transports[p], keys[p]), job, mine[p]),
+                     transports)
         finally:
             for t in transports:
                 t.close()

@@ -120,6 +120,46 @@ def test_exchange_into_a_given_buffer():
     assert t0.stats.total().exchanges == 3  # the handshake's two, then one
 
 
+def test_handshake_proves_the_shared_secret():
+    secret = bytes(range(32))
+    t0, t1 = local_pair({"job": "x"}, timeout=10, secret=secret)
+    with t0, t1:
+        for t in (t0, t1):
+            assert t.peer_hello["auth"] == "hmac-sha256" and len(t.peer_hello["nonce"]) == 32
+            setup = t.stats.total("setup")  # header, record, proof: three exchanges
+            assert setup.exchanges == 3 and setup.bytes_sent == setup.bytes_recv
+        assert t0.peer_hello["nonce"] != t1.peer_hello["nonce"]
+        got = both(lambda: t0.exchange(torch.ones(4, dtype=torch.uint8)),
+                   lambda: t1.exchange(torch.zeros(4, dtype=torch.uint8)))
+        assert got[0].tolist() == [0] * 4
+
+
+def test_handshake_refuses_a_peer_without_the_secret():
+    """Both parties refuse a peer whose proof is wrong (another dealing's secret, or a stranger
+    who copied the public hello), and a peer that does not authenticate at all."""
+    socks = __import__("socket").socketpair()
+    pair = (Transport(socks[0], 0, 10), Transport(socks[1], 1, 10))
+    from suf.net.transport import _hello_record
+    records = [_hello_record(p, {"job": "x"}, bytes([p]) * 32) for p in (0, 1)]
+    errors = []
+
+    def shake(p):
+        try:
+            pair[p]._handshake(records[p], bytes([p]) * 32)
+        except HandshakeError as e:
+            errors.append(str(e))
+    both(lambda: shake(0), lambda: shake(1))
+    assert errors == ["handshake: the peer could not prove it holds this dealing's keys (wrong "
+                      "proof of the dealing's secret)"] * 2
+    for t in pair:
+        t.close()
+    with pytest.raises(HandshakeError, match="field 'auth'"):
+        socks = __import__("socket").socketpair()
+        a, b = Transport(socks[0], 0, 10), Transport(socks[1], 1, 10)
+        both(lambda: a._handshake(_hello_record(0, None, bytes(32)), bytes(32)),
+             lambda: b._handshake(_hello_record(1, None)))
+
+
 def test_following_replays_recorded_scopes():
     """A path recorded by one Stats (Stats.path) replayed on another (Stats.following) puts the
     transfers in the same scopes; scopes are entered once per visit, closed at the end."""

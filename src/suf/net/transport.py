@@ -15,7 +15,10 @@ refuses further calls, since the two byte streams are no longer in step.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import secrets
 import selectors
 import socket
 import ssl
@@ -33,6 +36,8 @@ from suf.net.tls import PLAINTEXT_HINT, TLSConfig, tls_reason
 from suf.core.ring import pack, unpack
 
 PROTOCOL = "suf.net"
+AUTH = "hmac-sha256"  # the hello's "auth" when the parties prove a shared secret
+TRANSPORT_FIELDS = ("protocol", "version", "party", "auth", "nonce")
 VERSION = 1
 MAGIC = b"SUFN"
 DEFAULT_TIMEOUT = 60.0
@@ -74,10 +79,12 @@ class Transport:
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
     def listen(cls, host: str, port: int, party: int = 0, hello: Mapping | None = None,
-               timeout: float = DEFAULT_TIMEOUT, tls: TLSConfig | None = None) -> "Transport":
+               timeout: float = DEFAULT_TIMEOUT, tls: TLSConfig | None = None,
+               secret: bytes | None = None) -> "Transport":
         """Wait up to `timeout` s for the peer to connect on host:port, then (with `tls`) the TLS
-        handshake as the server, then shake hands."""
-        record = _hello_record(party, hello)
+        handshake as the server, then shake hands (with `secret`: the peer must prove it holds
+        the same secret, see `_authenticate`)."""
+        record = _hello_record(party, hello, secret)
         _check_timeout(timeout)
         ctx = tls.context(party) if tls is not None else None
         with socket.create_server((host, port)) as server:
@@ -86,14 +93,15 @@ class Transport:
                 sock, _ = server.accept()
             except socket.timeout:
                 raise PeerError(f"no peer connected to {host}:{port} within {timeout:g} s") from None
-        return cls._open(sock, record, timeout, ctx)
+        return cls._open(sock, record, timeout, ctx, secret)
 
     @classmethod
     def connect(cls, host: str, port: int, party: int = 1, hello: Mapping | None = None,
-                timeout: float = DEFAULT_TIMEOUT, tls: TLSConfig | None = None) -> "Transport":
+                timeout: float = DEFAULT_TIMEOUT, tls: TLSConfig | None = None,
+                secret: bytes | None = None) -> "Transport":
         """Connect to host:port, retrying until `timeout` s (the peer may not listen yet), then
-        (with `tls`) the TLS handshake as the client, then shake hands."""
-        record = _hello_record(party, hello)
+        (with `tls`) the TLS handshake as the client, then shake hands (and prove `secret`)."""
+        record = _hello_record(party, hello, secret)
         _check_timeout(timeout)
         ctx = tls.context(party) if tls is not None else None
         deadline = time.monotonic() + timeout
@@ -108,11 +116,11 @@ class Transport:
                     raise PeerError(f"could not connect to {host}:{port} within {timeout:g} s "
                                     f"(last error: {e})") from e
                 time.sleep(min(_RETRY_S, left))
-        return cls._open(sock, record, timeout, ctx)
+        return cls._open(sock, record, timeout, ctx, secret)
 
     @classmethod
     def _open(cls, sock: socket.socket, record: dict, timeout: float,
-              ctx: ssl.SSLContext | None = None) -> "Transport":
+              ctx: ssl.SSLContext | None = None, secret: bytes | None = None) -> "Transport":
         if ctx is not None:
             sock = ctx.wrap_socket(sock, server_side=record["party"] == 0,
                                    do_handshake_on_connect=False)
@@ -120,7 +128,7 @@ class Transport:
         try:
             if ctx is not None:
                 t._tls_handshake()
-            t._handshake(record)
+            t._handshake(record, secret)
         except BaseException:
             if ctx is not None:
                 t._linger()
@@ -180,8 +188,9 @@ class Transport:
         except OSError:
             pass
 
-    def _handshake(self, record: dict) -> None:
-        """Swap hello records (magic, u32 length, JSON) and refuse any difference."""
+    def _handshake(self, record: dict, secret: bytes | None = None) -> None:
+        """Swap hello records (magic, u32 length, JSON) and refuse any difference; with a secret
+        (the hello then says "auth"), each party then proves it holds it (`_authenticate`)."""
         body = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
         with self.stats.scope(op="handshake", phase="setup"):
             head = bytearray(8)
@@ -218,7 +227,25 @@ class Transport:
         if not isinstance(peer, dict):
             raise HandshakeError("the peer's hello record is not a JSON object")
         _compare_hello(record, peer)
+        if secret is not None:
+            self._authenticate(secret, body, bytes(peer_body))
         self.peer_hello = peer
+
+    def _authenticate(self, secret: bytes, ours: bytes, theirs: bytes) -> None:
+        """Each party sends HMAC-SHA256(secret, its party id, its hello, the peer's hello) and
+        checks the peer's.  The hellos carry fresh random nonces, so a recorded proof is worth
+        nothing in another session; a peer without the dealing's secret (a stranger who sent the
+        right public hello) is refused before any data is sent."""
+        me, peer = self.party, 1 - self.party
+        mine = _proof(secret, me, ours, theirs)
+        got = bytearray(len(mine))
+        with self.stats.scope(op="handshake", phase="setup"):
+            dt = self._io(memoryview(mine), memoryview(got), "handshake proof")
+            self.stats.record(sent=len(mine), recv=len(got), exchanges=1, comm_s=dt)
+        if not hmac.compare_digest(bytes(got), _proof(secret, peer, theirs, ours)):
+            self._failed = "the peer's proof was wrong"
+            raise HandshakeError("handshake: the peer could not prove it holds this dealing's "
+                                 "keys (wrong proof of the dealing's secret)")
 
     def _tls_mismatch(self, head: bytes, e: PeerError) -> None:
         """A handshake that failed because one side speaks TLS and the other does not, or
@@ -409,18 +436,18 @@ class Transport:
         self.close()
 
 
-def local_pair(hello: Mapping | None = None,
-               timeout: float = DEFAULT_TIMEOUT) -> tuple[Transport, Transport]:
+def local_pair(hello: Mapping | None = None, timeout: float = DEFAULT_TIMEOUT,
+               secret: bytes | None = None) -> tuple[Transport, Transport]:
     """(P0, P1) joined by a socketpair, for tests: drive each from its own thread.
 
-    Same byte path and handshake as TCP (both parties use the same hello).
+    Same byte path and handshake as TCP (both parties use the same hello and secret).
     """
-    records = [_hello_record(p, hello) for p in (0, 1)]
+    records = [_hello_record(p, hello, secret) for p in (0, 1)]
     _check_timeout(timeout)
     socks = socket.socketpair()
     pair = (Transport(socks[0], 0, timeout), Transport(socks[1], 1, timeout))
     try:
-        run_both(lambda p: pair[p]._handshake(records[p]), pair)
+        run_both(lambda p: pair[p]._handshake(records[p], secret), pair)
     except BaseException:
         for t in pair:
             t.close()
@@ -452,18 +479,29 @@ def run_both(work: Callable[[int], object], transports) -> list:
 
 
 # -- hello records -------------------------------------------------------------------------------
-def _hello_record(party: int, hello: Mapping | None) -> dict:
-    """The JSON record a party sends: protocol, version, party id, and the caller's fields."""
+def _proof(secret: bytes, party: int, its_hello: bytes, other_hello: bytes) -> bytes:
+    """What party `party` sends to prove it holds `secret` (lengths make the message unambiguous)."""
+    msg = b"suf.net proof" + bytes([party]) + struct.pack("<II", len(its_hello), len(other_hello))
+    return hmac.new(secret, msg + its_hello + other_hello, hashlib.sha256).digest()
+
+
+def _hello_record(party: int, hello: Mapping | None, secret: bytes | None = None) -> dict:
+    """The JSON record a party sends: protocol, version, party id, the caller's fields, and with
+    a secret "auth" (compared like the rest) and a fresh random "nonce" (not compared)."""
     check_party(party)
+    if secret is not None and (not isinstance(secret, bytes) or len(secret) < 16):
+        raise ValueError("secret must be bytes, at least 16 of them")
     hello = {} if hello is None else hello
     if not isinstance(hello, Mapping):
         raise TypeError(f"hello must be a mapping of str to JSON values, got {type(hello).__name__}")
     for key in hello:
         if not isinstance(key, str):
             raise TypeError(f"hello keys must be str, got {key!r}")
-        if key in ("protocol", "version", "party"):
+        if key in TRANSPORT_FIELDS:
             raise ValueError(f"hello field {key!r} is set by the transport itself")
     record = {"protocol": PROTOCOL, "version": VERSION, "party": party, **hello}
+    if secret is not None:
+        record.update(auth=AUTH, nonce=secrets.token_hex(16))
     try:
         size = len(json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False))
     except (TypeError, ValueError) as e:
@@ -486,9 +524,11 @@ def _compare_hello(ours: dict, peer: dict) -> None:
             raise HandshakeError(f"handshake mismatch in field {key!r}: this party (P{ours['party']})"
                                  f" has {show(a)}, the peer has {show(b)}")
 
-    fixed = {"protocol", "version", "party"}
+    fixed = {"protocol", "version", "party", "nonce"}
     check("protocol")
     check("version")
+    check("auth")
+    fixed.add("auth")
     party = peer.get("party")
     if type(party) is int and party == ours["party"]:
         raise HandshakeError(f"handshake: both parties claim party id {ours['party']}")

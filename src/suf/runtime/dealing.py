@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,8 @@ from suf.models.transformer import Model
 from suf.mpc.dealer import Dealer
 from suf.prg import Stream
 from suf.runtime.deployment import DEPLOYMENT_FILE, Deployment
-from suf.runtime.jobs import INPUT_MASKS, OUTPUT_MASK, ModelJob, mask_words
+from suf.runtime.jobs import (HANDSHAKE_SECRET, INPUT_MASKS, OUTPUT_MASK, SECRET_BYTES, ModelJob,
+                              mask_words)
 from suf.runtime.plan import plan
 
 DEALING_FILE = "dealing.json"
@@ -53,13 +55,17 @@ class DealReport:
 def deal_keys(job, sinks, *, dealing_id: bytes, stream: Stream | None = None,
               device="cpu") -> DealReport:
     """Write one job's keys into `sinks` (P0's, P1's: MemoryKeys or KeyFileWriters made with
-    `job.key_hash()`): a mask for every secret input (in its owner's first chunk, "input-masks"),
+    `job.key_hash()`): the dealing's handshake secret (both parties' first chunk, from the OS
+    CSPRNG), a mask for every secret input (in its owner's next chunk, "input-masks"),
     the job's keys, and P1's output mask last ("output-mask").  `stream`: the dealer's randomness
     (default: a ChaCha12 stream keyed by the OS CSPRNG)."""
     dev = torch.device(device)
     stream = Stream.from_os(device=dev) if stream is None else stream
     dealer = Dealer(stream, sinks, dev)
     t0 = time.perf_counter()
+    secret = os.urandom(SECRET_BYTES)  # the OS CSPRNG, whatever the stream
+    for sink in sinks:
+        sink.add(HANDSHAKE_SECRET, (SECRET_BYTES,), secret)
     masks = [dealer.mask(i.shape, i.bits) if i.owner >= 0 else None for i in job.inputs]
     for p in (0, 1):
         own = [m for m, i in zip(masks, job.inputs) if i.owner == p]

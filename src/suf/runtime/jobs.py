@@ -27,8 +27,9 @@ its example draws from.  What it says to the rest of the runtime:
   serve_options(party, source, d)  the `suf serve` options that start a party of this job, and
   serve_input(party, source)       what it reads on its standard input (the client's input)
 
-The masks of the secret inputs travel in the owner's first key chunk ("input-masks"); the
-client's output mask is its last ("output-mask").
+Each party's first key chunk is the dealing's handshake secret ("handshake-secret"); the masks
+of the secret inputs travel in the owner's next chunk ("input-masks"); the client's output mask
+is its last ("output-mask").
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ from suf.prg import Stream
 from suf.runtime.deployment import DEPLOYMENT_FILE, Deployment, publish_weights
 
 INPUT_MASKS, OUTPUT_MASK = "input-masks", "output-mask"
+HANDSHAKE_SECRET, SECRET_BYTES = "handshake-secret", 32  # every party's first chunk
 COMPOSITES = ("softmax", "layernorm")  # gates that take the nonlinear mode as a parameter
 TRUNCATED = ("matmul", "causal_matmul", "linear", "layernorm")  # take the truncation mode
 
@@ -97,6 +99,17 @@ def mask_words(masks) -> bytes:
     """Masks as one key chunk: little-endian int64 words, one tensor after the other."""
     return b"".join(m.to(torch.int64).contiguous().cpu().numpy().astype("<i8").tobytes()
                     for m in masks)
+
+
+def read_handshake_secret(keys) -> bytes:
+    """The dealing's secret, each party's first key chunk: the parties prove they hold it in
+    the handshake (suf.net.transport), so that only the holder of the other key file of the
+    same dealing can talk to a party."""
+    info = keys.peek()
+    if info is not None and info.op == HANDSHAKE_SECRET and info.nbytes != SECRET_BYTES:
+        raise KeyFileError(f"the handshake secret has {info.nbytes} bytes, expected "
+                           f"{SECRET_BYTES}")
+    return bytes(keys.next_tensor(HANDSHAKE_SECRET).cpu().numpy())
 
 
 def read_masks(keys, op: str, shapes, device) -> list[torch.Tensor]:

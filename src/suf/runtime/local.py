@@ -17,7 +17,7 @@ from suf.prg import Stream
 from suf.runtime import serving
 from suf.runtime.dealing import DealReport, deal_keys
 from suf.runtime.deployment import Deployment
-from suf.runtime.jobs import ModelJob
+from suf.runtime.jobs import ModelJob, read_handshake_secret
 from suf.runtime.plan import plan
 
 
@@ -103,7 +103,11 @@ def run_locally(model: Model, batch: Batch, *, deployment: Deployment | None = N
     report = deal_keys(job, stores, dealing_id=dealing, stream=streams[1], device=dev)
     for s in stores:
         s.close()
-    transports = local_pair(serving.hello(job, dealing, key_hash), timeout=timeout)
+    keys = [s.open(p, dealing, key_hash) for p, s in enumerate(stores)]
+    secrets = [read_handshake_secret(k) for k in keys]
+    assert secrets[0] == secrets[1]
+    transports = local_pair(serving.hello(job, dealing, key_hash), timeout=timeout,
+                            secret=secrets[0])
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)  # the keys and inputs are made before either party starts
 
@@ -112,7 +116,7 @@ def run_locally(model: Model, batch: Batch, *, deployment: Deployment | None = N
         # then waits for its own kernels only, not for the other party's
         stream = torch.cuda.Stream(dev) if dev.type == "cuda" else None
         with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
-            party = Party(p, transports[p], stores[p].open(p, dealing, key_hash), dev)
+            party = Party(p, transports[p], keys[p], dev)
             return serving.run_party(party, job, values if p == 1 else None, graphs)
 
     try:

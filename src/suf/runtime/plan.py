@@ -21,7 +21,7 @@ from suf.graph.backends import META, PlanBackend
 from suf.keys import sigma_padded_size
 from suf.mpc.gate import Cost, nonlinear_gate
 from suf.models.loading import ModelSpec, param_shapes
-from suf.runtime.jobs import input_shapes
+from suf.runtime.jobs import SECRET_BYTES, input_shapes
 from suf.models.transformer import forward
 from suf.core.ring import packed_size
 
@@ -65,8 +65,8 @@ def plan(spec: ModelSpec, length: int, batch: int = 1, key_dir: str | None = Non
         "batch": batch,
         "comm_bytes": 2 * gates.sent + input_bytes,
         "exchanges": gates.exchanges + 1,
-        "key_bytes_p0": gates.key,
-        "key_bytes_p1": gates.key + mask_words,
+        "key_bytes_p0": gates.key + SECRET_BYTES,  # + the dealing's handshake secret
+        "key_bytes_p1": gates.key + mask_words + SECRET_BYTES,
         "sigma_header_bytes": gates.sigma_header,
         "rsqrt": _rsqrt(gates, nonlinear),
         "setup_weight_bytes": packed_size(spec.bits, weights),

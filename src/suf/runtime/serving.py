@@ -5,6 +5,8 @@ what `suf serve` runs).
 P0 (the model owner) listens, P1 (the client) connects; the handshake checks that both run the
 same nonlinear and truncation modes and hold keys of the same dealing, made for the same job.  A
 party refuses a key file dealt for another mode before opening it (so the file stays unused).
+Each proves it holds the dealing's secret (the first chunk of its keys), so a stranger who
+knows the public hello gets nothing.
 Then: setup (a model's W^, a gate's masked inputs; counted apart), a sync, the online phase
 (timed), and P1 unmasks the output with its output mask.
 """
@@ -23,7 +25,7 @@ from suf.mpc.party import Party
 from suf.net.tls import TLSConfig
 from suf.net.transport import Transport
 from suf.runtime.graphs import prepare
-from suf.runtime.jobs import OUTPUT_MASK, check_keys_mode, read_masks
+from suf.runtime.jobs import OUTPUT_MASK, check_keys_mode, read_handshake_secret, read_masks
 
 
 def parse_peer(peer: str) -> tuple[str, int]:
@@ -128,13 +130,14 @@ def serve(party: int, job, keys, peer: str, values=None, *, device="cpu",
     check_keys_mode(inspect_key_file(keys).meta, job.nonlinear, job.truncation, f"key file {keys}")
     with KeyFileReader(keys, party, model_hash=job.key_hash(), ring_bits=job.bits) as reader:
         said = hello(job, reader.dealing_id, reader.model_hash)
+        secret = read_handshake_secret(reader)
         try:
             if party == 0:
                 transport = Transport.listen(host, port, party=0, hello=said, timeout=timeout,
-                                             tls=tls)
+                                             tls=tls, secret=secret)
             else:
                 transport = Transport.connect(host, port, party=1, hello=said, timeout=timeout,
-                                              tls=tls)
+                                              tls=tls, secret=secret)
         except OSError as e:
             if isinstance(e, SufError):
                 raise
