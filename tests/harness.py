@@ -109,12 +109,17 @@ def serve_both(jobs, paths, seed, timeout=20):
 
 
 def assert_peers_refuse(jobs, paths, seed, field, values):
-    """Two parties dealt in two modes (values[p] for P_p) both end in the one-line handshake
-    error naming `field`."""
-    from suf.core.errors import HandshakeError
+    """Two parties dealt in two modes (values[p] for P_p) both end in a one-line error naming
+    `field`: the client (P1) at once, in the handshake; the model owner (P0), which listens on
+    for a peer that proves the dealing's secret, when its timeout ends, naming the refused one."""
+    from suf.core.errors import HandshakeError, PeerError
 
-    for p, e in enumerate(serve_both(jobs, paths, seed)):
-        assert isinstance(e, HandshakeError), e
+    for p, e in enumerate(serve_both(jobs, paths, seed, timeout=3)):
         mine, theirs = values[p], values[1 - p]
-        assert str(e) == (f"handshake mismatch in field '{field}': this party (P{p}) has "
-                          f"\"{mine}\", the peer has \"{theirs}\"")
+        said = (f"handshake mismatch in field '{field}': this party (P{p}) has \"{mine}\", the "
+                f"peer has \"{theirs}\"")
+        if p == 1:
+            assert isinstance(e, HandshakeError) and str(e) == said, e
+        else:
+            assert isinstance(e, PeerError) and str(e).endswith(said), e
+            assert "refused 1 connection(s) that did not prove" in str(e)

@@ -160,6 +160,56 @@ def test_handshake_refuses_a_peer_without_the_secret():
              lambda: b._handshake(_hello_record(1, None)))
 
 
+def test_listen_with_a_secret_outlasts_probes_strangers_and_drips():
+    """P0 (listen with the dealing's secret) closes connections that do not prove the secret
+    and listens on; a peer dripping bytes cannot hold a handshake past the timeout."""
+    port, secret = free_port(), b"s" * 32
+    out = {}
+
+    def p0():
+        out["t"] = Transport.listen("127.0.0.1", port, party=0, hello={"j": 1}, timeout=20,
+                                    secret=secret)
+
+    th = threading.Thread(target=p0)
+    th.start()
+    time.sleep(0.2)
+    with socket.create_connection(("127.0.0.1", port)):  # a probe that closes at once
+        pass
+    with pytest.raises(HandshakeError, match="could not prove"):  # a stranger
+        Transport.connect("127.0.0.1", port, party=1, hello={"j": 1}, timeout=5,
+                          secret=b"x" * 32)
+    with pytest.raises(HandshakeError, match="field 'auth'"):  # a peer that does not prove
+        Transport.connect("127.0.0.1", port, party=1, hello={"j": 1}, timeout=5)
+    t1 = Transport.connect("127.0.0.1", port, party=1, hello={"j": 1}, timeout=5, secret=secret)
+    th.join(10)
+    with out["t"] as t0, t1:
+        assert t0.peer_hello["party"] == 1 and t1.peer_hello["party"] == 0
+
+    port = free_port()
+    errors = []
+
+    def p0_slow():
+        try:
+            Transport.listen("127.0.0.1", port, party=0, timeout=2, secret=secret)
+        except PeerError as e:
+            errors.append(str(e))
+
+    th = threading.Thread(target=p0_slow)
+    th.start()
+    time.sleep(0.2)
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port)) as s:  # one byte every 0.5 s
+        for b in b"SUFN\x10\x00\x00":
+            try:
+                s.sendall(bytes([b]))
+            except OSError:
+                break
+            time.sleep(0.5)
+    th.join(10)
+    assert time.monotonic() - start < 4.5
+    assert errors and "within 2 s" in errors[0] and "did not prove" in errors[0]
+
+
 def test_following_replays_recorded_scopes():
     """A path recorded by one Stats (Stats.path) replayed on another (Stats.following) puts the
     transfers in the same scopes; scopes are entered once per visit, closed at the end."""

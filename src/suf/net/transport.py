@@ -47,6 +47,11 @@ LINGER_S = 1.0  # a party that refuses the TLS handshake waits this long for the
 _TLS_RECORD = (b"\x15\x03", b"\x16\x03")  # a TLS alert or handshake record's first bytes
 
 
+class UnprovenPeer(HandshakeError):
+    """A connection whose peer failed before proving the dealing's secret (a probe, a stranger,
+    garbage): `Transport.listen` closes it and listens on for the real peer."""
+
+
 class Transport:
     """One party's end of the connection; build it with `listen`, `connect` or `local_pair`."""
 
@@ -64,6 +69,8 @@ class Transport:
         self._sel.register(sock, selectors.EVENT_READ)
         self._failed: str | None = None
         self._pinned: dict[str, torch.Tensor] = {}
+        self._deadline: float | None = None  # the handshake's end, however slow the peer
+        self._proven = False  # the peer proved the dealing's secret
         self._copy_back = None  # CUDA event: the last copy out of the pinned "in" buffer
         self.tls: dict | None = None  # {"version", "cipher"} once a TLS handshake succeeded
 
@@ -87,13 +94,22 @@ class Transport:
         record = _hello_record(party, hello, secret)
         _check_timeout(timeout)
         ctx = tls.context(party) if tls is not None else None
+        deadline = time.monotonic() + timeout
+        refused: list[str] = []
         with socket.create_server((host, port)) as server:
-            server.settimeout(timeout)
-            try:
-                sock, _ = server.accept()
-            except socket.timeout:
-                raise PeerError(f"no peer connected to {host}:{port} within {timeout:g} s") from None
-        return cls._open(sock, record, timeout, ctx, secret)
+            while True:
+                server.settimeout(max(deadline - time.monotonic(), 0.001))
+                try:
+                    sock, addr = server.accept()
+                except socket.timeout:
+                    why = (f"; refused {len(refused)} connection(s) that did not prove the "
+                           f"dealing's secret, the last: {refused[-1]}" if refused else "")
+                    raise PeerError(f"no peer connected to {host}:{port} within {timeout:g} s"
+                                    f"{why}") from None
+                try:
+                    return cls._open(sock, record, timeout, ctx, secret, deadline)
+                except UnprovenPeer as e:  # a probe or a stranger: listen on for the peer
+                    refused.append(f"{addr[0]}: {e}")
 
     @classmethod
     def connect(cls, host: str, port: int, party: int = 1, hello: Mapping | None = None,
@@ -120,15 +136,26 @@ class Transport:
 
     @classmethod
     def _open(cls, sock: socket.socket, record: dict, timeout: float,
-              ctx: ssl.SSLContext | None = None, secret: bytes | None = None) -> "Transport":
+              ctx: ssl.SSLContext | None = None, secret: bytes | None = None,
+              deadline: float | None = None) -> "Transport":
+        """The TLS and suf handshakes on a new connection; with a secret, UnprovenPeer (a
+        HandshakeError) while the peer has not proved it, and every handshake step ends by
+        `deadline` (default: `timeout` s from now) however slowly the peer drips bytes."""
         if ctx is not None:
             sock = ctx.wrap_socket(sock, server_side=record["party"] == 0,
                                    do_handshake_on_connect=False)
         t = cls(sock, record["party"], timeout)
+        t._deadline = time.monotonic() + timeout if deadline is None else deadline
         try:
             if ctx is not None:
                 t._tls_handshake()
-            t._handshake(record, secret)
+            try:
+                t._handshake(record, secret)
+            except (HandshakeError, PeerError) as e:
+                if secret is not None and not t._proven and not isinstance(e, UnprovenPeer):
+                    raise UnprovenPeer(str(e)) from e
+                raise
+            t._deadline = None
         except BaseException:
             if ctx is not None:
                 t._linger()
@@ -226,9 +253,10 @@ class Transport:
             raise HandshakeError("the peer's hello record is nested too deeply") from None
         if not isinstance(peer, dict):
             raise HandshakeError("the peer's hello record is not a JSON object")
-        _compare_hello(record, peer)
+        _compare_hello(record, peer)  # public fields: a difference is named to both sides
         if secret is not None:
             self._authenticate(secret, body, bytes(peer_body))
+            self._proven = True
         self.peer_hello = peer
 
     def _authenticate(self, secret: bytes, ours: bytes, theirs: bytes) -> None:
@@ -349,6 +377,11 @@ class Transport:
             wait = self.timeout - (time.monotonic() - last)
             if wait <= 0:
                 raise error(f"no progress for {self.timeout:g} s, the peer stalled")
+            if self._deadline is not None:
+                if time.monotonic() >= self._deadline:
+                    raise error("the handshake did not end within the timeout, the peer is too "
+                                "slow")
+                wait = min(wait, self._deadline - time.monotonic())
             wanted = ((selectors.EVENT_WRITE if sent < len(out) else 0)
                       | (selectors.EVENT_READ if got < len(inp) else 0))
             if wanted != watching:
@@ -512,30 +545,30 @@ def _hello_record(party: int, hello: Mapping | None, secret: bytes | None = None
     return json.loads(json.dumps(record))
 
 
-def _compare_hello(ours: dict, peer: dict) -> None:
-    """Raise HandshakeError naming the first field that differs (party ids must differ): the
-    caller's fields in the order of this party's hello, then those only the peer has."""
+def _compare_fields(ours: dict, peer: dict, keys, strict=TRANSPORT_FIELDS) -> None:
+    """HandshakeError naming the first of `keys` whose values differ (for the transport's own
+    fields, `strict`, also in JSON type: 1.0 and true are not 1)."""
     missing = object()
-
-    def check(key: str) -> None:
+    for key in keys:
         a, b = ours.get(key, missing), peer.get(key, missing)
-        if a != b or (key in fixed and type(a) is not type(b)):  # 1.0 / true are not 1
+        if a != b or (key in strict and type(a) is not type(b)):
             show = lambda v: "(absent)" if v is missing else _clip(json.dumps(v))  # noqa: E731
             raise HandshakeError(f"handshake mismatch in field {key!r}: this party (P{ours['party']})"
                                  f" has {show(a)}, the peer has {show(b)}")
 
-    fixed = {"protocol", "version", "party", "nonce"}
-    check("protocol")
-    check("version")
-    check("auth")
-    fixed.add("auth")
+
+def _compare_hello(ours: dict, peer: dict) -> None:
+    """Raise HandshakeError naming the first field that differs (party ids must differ): the
+    caller's fields in the order of this party's hello, then those only the peer has."""
+    fixed = set(TRANSPORT_FIELDS)
+    _compare_fields(ours, peer, ("protocol", "version", "auth"))
     party = peer.get("party")
     if type(party) is int and party == ours["party"]:
         raise HandshakeError(f"handshake: both parties claim party id {ours['party']}")
     if type(party) is not int or party != 1 - ours["party"]:
         raise HandshakeError(f"handshake: the peer claims party id {_clip(json.dumps(party))}")
-    for key in [k for k in ours if k not in fixed] + sorted(set(peer) - set(ours) - fixed):
-        check(key)
+    _compare_fields(ours, peer, [k for k in ours if k not in fixed] +
+                    sorted(set(peer) - set(ours) - fixed))
 
 
 def _clip(text: str, limit: int = 200) -> str:
