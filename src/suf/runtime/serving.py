@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import time
 
 import torch
@@ -104,14 +105,23 @@ def run_party(party: Party, job, values, graphs: bool = True) -> tuple[torch.Ten
 
 
 def load_keys(reader: KeyFileReader, dev: torch.device):
-    """A GPU party copies its whole key file into GPU memory (checksums verified) before the
-    online phase, when it fits in 80% of the free memory; otherwise, and on the CPU, chunks are
-    read from the memory-mapped file as the gates need them.  Returns (keys, seconds spent)."""
-    if dev.type != "cuda" or reader.payload_bytes > 0.8 * torch.cuda.mem_get_info(dev)[0]:
+    """A party copies its whole key file into its device's memory (checksums verified) before
+    the online phase, when it fits: on a GPU in 80% of the free GPU memory, on the CPU in 40% of
+    the available RAM; otherwise chunks are read (and checked) from the memory-mapped file as the
+    gates need them.  Returns (keys, seconds spent)."""
+    if dev.type == "cuda":
+        room = 0.8 * torch.cuda.mem_get_info(dev)[0]
+    else:
+        try:
+            room = 0.4 * os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError):
+            room = 0
+    if reader.payload_bytes > room:
         return reader, 0.0
     t0 = time.perf_counter()
     keys = reader.load(dev)
-    torch.cuda.synchronize(dev)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
     return keys, time.perf_counter() - t0
 
 
