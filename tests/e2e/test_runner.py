@@ -9,6 +9,7 @@ import time
 import pytest
 
 import sigma_cost_model as cm
+from suf.core.errors import PeerError
 from suf.keys import KeyFileError, inspect_key_file
 from suf.runtime import GateJob, deal, run, serve
 from suf.runtime import serving
@@ -122,6 +123,28 @@ def test_peer_dying_mid_run_gives_a_clear_error_within_the_timeout(tmp_path):
     assert p0.returncode != 0
     assert err.startswith("suf: error: ") and "peer" in err and "Traceback" not in err
     assert time.monotonic() - start < 5.0 + 5.0
+    # P1 died before the first online exchange: P0 says its keys stay usable, and they are
+    assert err.rstrip().endswith("(the keys were not used: they stay usable)")
+    assert inspect_key_file(key_file(tmp_path, 0)).used_at_ns == 0
+
+
+def test_a_failure_before_the_online_phase_leaves_the_keys_usable(tmp_path):
+    """No peer at the address (or any failure before the first online exchange): the error says
+    the keys stay usable, the files are unstamped, and the same files then run the job, after
+    which they are spent."""
+    deal(JOB, tmp_path)
+    with pytest.raises(PeerError, match=r"\(the keys were not used: they stay usable\)$"):
+        serve(1, JOB, key_file(tmp_path, 1), f"127.0.0.1:{free_port()}", JOB.values(bytes(32)),
+              timeout=1.0)
+    assert inspect_key_file(key_file(tmp_path, 1)).used_at_ns == 0
+    port = free_port()
+    procs = [_party(p, port, key_file(tmp_path, p), tmp_path / f"o{p}", timeout=60.0)
+             for p in (0, 1)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    for p in (0, 1):
+        assert inspect_key_file(key_file(tmp_path, p)).used_at_ns > 0
 
 
 def test_a_stranger_with_the_public_hello_gets_nothing(tmp_path):

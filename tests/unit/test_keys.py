@@ -426,3 +426,28 @@ def test_cuda_payloads(tmp_path):
     got = loaded.next_tensor("g")
     assert got.device.type == "cuda" and torch.equal(got, t)
     assert torch.equal(loaded.next_tensor("h", shape=(2,)), t[:5])
+
+
+def test_reserved_at_open_spent_before_the_online_phase(tmp_path):
+    """spend_at_open=False (what a serving party uses): the open locks the file against other
+    openers and leaves it unstamped; closing without spend() gives it back usable; spend()
+    stamps it; load() carries the reservation to the in-memory keys."""
+    path = tmp_path / "k"
+    _write(path, _chunks())
+    r = KeyFileReader(path, 0, spend_at_open=False)
+    assert inspect_key_file(path).used_at_ns == 0
+    with pytest.raises(KeyFileError, match="in use by another process"):
+        KeyFileReader(path, 0)
+    r.close()
+    assert inspect_key_file(path).used_at_ns == 0  # a failure before use: still usable
+    r = KeyFileReader(path, 0, spend_at_open=False)
+    keys = r.load("cpu")
+    assert inspect_key_file(path).used_at_ns == 0
+    keys.spend()
+    stamp = inspect_key_file(path).used_at_ns
+    assert stamp > 0
+    keys.spend()  # idempotent
+    assert inspect_key_file(path).used_at_ns == stamp
+    keys.reservation.release()
+    with pytest.raises(KeyFileError, match="was already used"):
+        KeyFileReader(path, 0, spend_at_open=False)

@@ -120,6 +120,10 @@ class ChunkReader:
         """Index of the next chunk."""
         return self._pos
 
+    def spend(self) -> None:
+        """Mark one-time keys used right before their first online use (a key file opened with
+        spend_at_open=False does; by default there is nothing left to mark)."""
+
     def peek(self) -> ChunkInfo | None:
         """The next chunk's description (None at the end); reads no key material."""
         self._check_open()

@@ -22,6 +22,7 @@ taken for keys, nor one-time keys for a deployment.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -326,6 +327,34 @@ def inspect_key_file(path) -> KeyFileInfo:
         return _read_info(f, path)
 
 
+def _stamp(f) -> None:
+    """Write the used-at stamp (now) and flush it to disk."""
+    f.seek(_USED_AT_OFFSET)
+    f.write(_USED_AT.pack(time.time_ns()))
+    f.flush()
+    os.fsync(f.fileno())
+
+
+class Reservation:
+    """A one-time key file opened but not yet spent: its open handle holds the exclusive lock
+    (no other process can open it meanwhile); `spend()` stamps it used, `release()` gives it
+    back unused (a failure before the first online exchange leaves the keys usable)."""
+
+    def __init__(self, f, name: str):
+        self._f, self._name = f, name
+        self.spent = False
+
+    def spend(self) -> None:
+        if not self.spent:
+            _stamp(self._f)
+            self.spent = True
+
+    def release(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
 class KeyFileReader(ChunkReader):
     """One party's view of a key file: memory-mapped, one-time, chunks handed out in order.
 
@@ -339,18 +368,21 @@ class KeyFileReader(ChunkReader):
 
     def __init__(self, path, party: int, dealing_id: bytes | None = None,
                  model_hash: bytes | None = None, *, ring_bits: int | None = None,
-                 insecure_allow_reuse: bool = False, kind: str = ONE_TIME):
+                 insecure_allow_reuse: bool = False, kind: str = ONE_TIME,
+                 spend_at_open: bool = True):
         path = Path(path)
         check_party(party)
         _check_kind(kind)
         self._name = f"key file {path}"
         self._pos = 0
         self._closed = True
+        self.reservation: Reservation | None = None
         try:
             f = open(path, "r+b")
         except PermissionError:
             raise KeyFileError(f"{self._name} is not writable: cannot mark it used") from None
-        with f:
+        with contextlib.ExitStack() as keep:
+            keep.enter_context(f)
             info = _read_info(f, path)
             if info.party != party:
                 raise KeyFileError(f"{self._name} holds party {info.party}'s keys, this is "
@@ -371,20 +403,34 @@ class KeyFileReader(ChunkReader):
                     "keys" if have == DEPLOYMENT else
                     f"{self._name} holds one-time keys, not a deployment")
             self.kind = kind
-            self.used_before_ns = (0 if kind == DEPLOYMENT else
-                                   self._mark_used(f, insecure_allow_reuse))
+            self.used_before_ns = 0
+            if kind == ONE_TIME:
+                self.used_before_ns = self._reserve(f, insecure_allow_reuse)
+                if spend_at_open:
+                    if not self.used_before_ns:  # a reused file keeps its first stamp
+                        _stamp(f)
+                else:  # the caller spends it (spend()) right before the first online exchange
+                    self.reservation = Reservation(f, self._name)
+                    self.reservation.spent = bool(self.used_before_ns)
+                    keep.pop_all()
             self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         if len(self._mm) != info.file_bytes:
             self._mm.close()
+            if self.reservation is not None:
+                self.reservation.release()
             raise KeyFileError(f"{self._name} changed size while being opened")
         self._view = memoryview(self._mm)
         self.info = info
         self._chunks = list(info.chunks)
         self._closed = False
 
-    def _mark_used(self, f, allow_reuse: bool) -> int:
-        """Stamp the file used (under an exclusive lock, flushed); return the earlier stamp."""
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # released when f closes
+    def _reserve(self, f, allow_reuse: bool) -> int:
+        """Take the file's exclusive lock (released when f closes; another process holding it is
+        refused at once) and refuse a used file; return its earlier stamp."""
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise KeyFileError(f"{self._name} is in use by another process") from None
         f.seek(_USED_AT_OFFSET)
         used_at, = _USED_AT.unpack(f.read(_USED_AT.size))
         if used_at and not allow_reuse:
@@ -394,12 +440,12 @@ class KeyFileReader(ChunkReader):
             warnings.warn(f"INSECURE: {self._name} was already used on {format_time(used_at)} "
                           "and is opened again (insecure_allow_reuse): reusing one-time keys "
                           "reveals the difference of the inputs; benchmarks only", stacklevel=3)
-        if not used_at:
-            f.seek(_USED_AT_OFFSET)
-            f.write(_USED_AT.pack(time.time_ns()))
-            f.flush()
-            os.fsync(f.fileno())
         return used_at
+
+    def spend(self) -> None:
+        """Stamp the file used now (opened with spend_at_open=False; idempotent)."""
+        if self.reservation is not None:
+            self.reservation.spend()
 
     # the header, for the caller's own checks
     party = property(lambda self: self.info.party)
@@ -436,6 +482,7 @@ class KeyFileReader(ChunkReader):
         del views, v, data  # the views of the mapping, before close() unmaps it
         self._pos = len(self._chunks)
         store.close()
+        store.reservation, self.reservation = self.reservation, None  # the lock goes along
         self.close()
         return store.open(self.party)
 
@@ -447,7 +494,11 @@ class KeyFileReader(ChunkReader):
         return view
 
     def close(self) -> None:
-        """Unmap the file (the mapping lives on while chunks handed out are still referenced)."""
+        """Unmap the file (the mapping lives on while chunks handed out are still referenced);
+        an unspent reservation is released: the keys stay usable."""
+        if self.reservation is not None:
+            self.reservation.release()
+            self.reservation = None
         if self._closed:
             return
         self._closed = True

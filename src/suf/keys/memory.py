@@ -36,6 +36,12 @@ class MemoryKeys(ChunkReader):
         self._used_at_ns = 0
         self.payload_bytes = 0
         self.overhead_bytes = 0
+        self.reservation = None  # a key file's, when loaded from one unspent (keyfile.py)
+
+    def spend(self) -> None:
+        """Stamp the key file these keys were loaded from used (if it is not yet)."""
+        if self.reservation is not None:
+            self.reservation.spend()
 
     @property
     def chunks(self) -> tuple:

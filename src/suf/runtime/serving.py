@@ -91,6 +91,7 @@ def run_party(party: Party, job, values, graphs: bool = True) -> tuple[torch.Ten
     state = job.setup(party, values)
     online = prepare(party, job, state, graphs)
     ready(party)
+    party.keys.spend()  # one-time keys: spent now, right before the first online exchange
     t0 = time.perf_counter()
     y = online.run(values)
     if party.id == 1:
@@ -125,6 +126,20 @@ def load_keys(reader: KeyFileReader, dev: torch.device):
     return keys, time.perf_counter() - t0
 
 
+@contextlib.contextmanager
+def _saying_whether_spent(reservation):
+    """A SufError leaving the block says whether the key file was spent (stamped right before
+    the first online exchange) or stays usable (any failure before it)."""
+    try:
+        yield
+    except SufError as e:
+        if e.args and isinstance(e.args[0], str):
+            state = ("the keys are spent: deal new ones" if reservation.spent else
+                     "the keys were not used: they stay usable")
+            e.args = (f"{e.args[0]} ({state})",) + e.args[1:]
+        raise
+
+
 def serve(party: int, job, keys, peer: str, values=None, *, device="cpu",
           timeout: float = 60.0, tls: TLSConfig | None = None,
           insecure_plaintext: bool = False, graphs: bool = True) -> dict:
@@ -132,13 +147,16 @@ def serve(party: int, job, keys, peer: str, values=None, *, device="cpu",
     connects to it; over TLS 1.3 with mutual authentication when `tls` is given, which a peer
     that is not on loopback requires unless `insecure_plaintext` (`channel_policy`).  `values`:
     the party's cleartext inputs (`job.values(source)`).  KeyFileError, before the file is used,
-    if it was dealt for another nonlinear or truncation mode than the job's.  Returns the party's
+    if it was dealt for another nonlinear or truncation mode than the job's.  The key file is
+    locked while the party runs and stamped used right before the first online exchange: an
+    error says whether it was (any failure before leaves the keys usable).  Returns the party's
     measured cost report (and P1's output, ring values)."""
     host, port = parse_peer(peer)
     channel_policy(peer, tls, insecure_plaintext)
     dev = torch.device(device)
     check_keys_mode(inspect_key_file(keys).meta, job.nonlinear, job.truncation, f"key file {keys}")
-    with KeyFileReader(keys, party, model_hash=job.key_hash(), ring_bits=job.bits) as reader:
+    with KeyFileReader(keys, party, model_hash=job.key_hash(), ring_bits=job.bits,
+                       spend_at_open=False) as reader, _saying_whether_spent(reader.reservation):
         said = hello(job, reader.dealing_id, reader.model_hash)
         secret = read_handshake_secret(reader)
         try:
