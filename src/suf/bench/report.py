@@ -211,6 +211,12 @@ def plots(records: list[dict], out: Path) -> list[Path]:
     models = list(dict.fromkeys(r["config"]["model"] for r in ok))
     written = []
 
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+        written.append(out / name)
+
     def series(model, x_key, y, fixed):
         pts = {}
         for r in ok:
@@ -236,11 +242,7 @@ def plots(records: list[dict], out: Path) -> list[Path]:
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
             ax.legend()
-        fig.tight_layout()
-        path = out / f"{name}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        save(fig, f"{name}.png")
     for model in models:
         seq = min(r["config"]["seq"] for r in ok if r["config"]["model"] == model)
         rs = {r["config"]["nonlinear"]: r for r in ok if r["config"]["model"] == model
@@ -258,9 +260,5 @@ def plots(records: list[dict], out: Path) -> list[Path]:
         ax.set_xlabel("P0 wall seconds, all layers")
         ax.set_title(f"{model}, seq {seq}, batch 1: per gate")
         ax.legend()
-        fig.tight_layout()
-        path = out / f"gates_{model}_L{seq}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        save(fig, f"gates_{model}_L{seq}.png")
     return written
