@@ -105,7 +105,10 @@ def test_gap_secure_equals_its_reference_the_faithful_one_and_its_plan(which, B,
 def test_gap_plan_below_faithful_for_the_benchmark_models(name):
     faithful, gap = (plan(spec_for(name), 128, nonlinear="suf", truncation=t)
                      for t in ("faithful", "gap"))
-    assert faithful == plan(spec_for(name), 128, nonlinear="suf")
+    default = plan(spec_for(name), 128, nonlinear="suf")
+    # faithful is the default (the free-RAM warnings may differ between two calls: not compared)
+    assert {k: v for k, v in faithful.items() if k != "warnings"} == \
+        {k: v for k, v in default.items() if k != "warnings"}
     # 2 exchanges less per truncation: 6 products + 2 LayerNorm means in each of 12 layers, and
     # the LayerNorm outside them (BERT's embedding one, GPT-2's final one)
     assert faithful["exchanges"] - gap["exchanges"] == 2 * (12 * 8 + 1)
