@@ -7,6 +7,7 @@ an allocation sized by an unchecked length.  Bounded for CI: derandomized, a few
 examples per test (docs/security.md has the table)."""
 import hashlib
 import json
+import os
 import socket
 import struct
 import tempfile
@@ -21,8 +22,9 @@ from suf.keys import KeyFileReader, KeyFileWriter, inspect_key_file
 from suf.keys.keyfile import PREAMBLE_SIZE, _HEADER
 from suf.net.transport import MAGIC, MAX_HELLO_BYTES, Transport, _hello_record
 
-FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+# 200 examples per property in CI; SUF_FUZZ_EXAMPLES=N for a long run (docs/security.md)
+FUZZ = settings(max_examples=int(os.environ.get("SUF_FUZZ_EXAMPLES", "200")), deadline=None,
+                derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 DEAL = bytes(range(16))
 MODEL = bytes(range(100, 132))
 # chunk sizes: 0, unaligned ones (alignment padding follows) and an aligned one
