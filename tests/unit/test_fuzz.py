@@ -269,3 +269,13 @@ def test_hello_deep_nesting_is_refused(depth, bracket, in_field):
             if in_field else inner).encode()
     assume(len(body) <= MAX_HELLO_BYTES)
     assert _handshake_with(_frame(body)) is None
+
+
+@pytest.mark.parametrize("field", ["model", "party"])
+def test_hello_value_too_deep_to_show_is_refused_in_one_line(field):
+    """Found by the long run (SUF_FUZZ_EXAMPLES=12500): json's C decoder reads a value nested
+    1986 deep, but json.dumps cannot show it in the mismatch message (RecursionError)."""
+    inner = "[" * 1986 + "]" * 1986
+    fields = {"protocol": '"suf.net"', "version": "1", "party": "1", "model": '"x"', field: inner}
+    body = ("{" + ",".join(f'"{k}":{v}' for k, v in fields.items()) + "}").encode()
+    assert _handshake_with(_frame(body)) is None

@@ -552,7 +552,7 @@ def _compare_fields(ours: dict, peer: dict, keys, strict=TRANSPORT_FIELDS) -> No
     for key in keys:
         a, b = ours.get(key, missing), peer.get(key, missing)
         if a != b or (key in strict and type(a) is not type(b)):
-            show = lambda v: "(absent)" if v is missing else _clip(json.dumps(v))  # noqa: E731
+            show = lambda v: "(absent)" if v is missing else _shown(v)  # noqa: E731
             raise HandshakeError(f"handshake mismatch in field {key!r}: this party (P{ours['party']})"
                                  f" has {show(a)}, the peer has {show(b)}")
 
@@ -566,9 +566,18 @@ def _compare_hello(ours: dict, peer: dict) -> None:
     if type(party) is int and party == ours["party"]:
         raise HandshakeError(f"handshake: both parties claim party id {ours['party']}")
     if type(party) is not int or party != 1 - ours["party"]:
-        raise HandshakeError(f"handshake: the peer claims party id {_clip(json.dumps(party))}")
+        raise HandshakeError(f"handshake: the peer claims party id {_shown(party)}")
     _compare_fields(ours, peer, [k for k in ours if k not in fixed] +
                     sorted(set(peer) - set(ours) - fixed))
+
+
+def _shown(value) -> str:
+    """A peer's JSON value for an error message (clipped; json cannot re-encode one nested
+    deeper than Python's recursion limit, which its C decoder accepts)."""
+    try:
+        return _clip(json.dumps(value))
+    except RecursionError:
+        return "(a value nested too deeply to show)"
 
 
 def _clip(text: str, limit: int = 200) -> str:
