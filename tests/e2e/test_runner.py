@@ -103,20 +103,27 @@ def test_truncated_key_file_is_refused(tmp_path):
         _serve(0, path)
 
 
+def _fake_p1(key_dir, port, secret: str, body: str) -> subprocess.CompletedProcess:
+    """A process that plays P1 with the public hello of the dealing in key_dir: `body` (Python)
+    calls connect(), which shakes hands with the secret that the expression `secret` gives."""
+    info = inspect_key_file(key_file(key_dir, 1))
+    hello = json.dumps(serving.hello(JOB, info.dealing_id, JOB.key_hash()))
+    script = ("import os, sys, json\nfrom suf.net.transport import Transport\n"
+              "from suf.core.errors import HandshakeError\n"
+              f"connect = lambda: Transport.connect('127.0.0.1', {port}, party=1, "
+              f"hello=json.loads({hello!r}), timeout=30, secret={secret})\n" + body)
+    return subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True,
+                          text=True)
+
+
 def test_peer_dying_mid_run_gives_a_clear_error_within_the_timeout(tmp_path):
     """P1 connects with the right dealing, then dies before the online phase ends."""
     deal(JOB, tmp_path)
     port = free_port()
     p0 = _party(0, port, key_file(tmp_path, 0), tmp_path / "o0", timeout=5.0)
-    info = inspect_key_file(key_file(tmp_path, 1))
-    hello = serving.hello(JOB, info.dealing_id, JOB.key_hash())
-    script = ("import os, sys, json; from suf.net.transport import Transport; "
-              "from suf.keys import KeyFileReader; from suf.runtime.jobs import "
-              "read_handshake_secret; s = read_handshake_secret(KeyFileReader(sys.argv[2], 1)); "
-              f"t = Transport.connect('127.0.0.1', {port}, party=1, hello=json.loads(sys.argv[1]),"
-              " timeout=30, secret=s); os._exit(3)")
-    p1 = subprocess.run([sys.executable, "-c", script, json.dumps(hello),
-                         str(key_file(tmp_path, 1))], timeout=60)
+    secret = ("__import__('suf.runtime.jobs').runtime.jobs.read_handshake_secret("
+              f"__import__('suf.keys').keys.KeyFileReader({str(key_file(tmp_path, 1))!r}, 1))")
+    p1 = _fake_p1(tmp_path, port, secret, "connect()\nos._exit(3)")
     assert p1.returncode == 3
     start = time.monotonic()
     _, err = p0.communicate(timeout=60)
@@ -154,17 +161,9 @@ def test_a_stranger_with_the_public_hello_gets_nothing(tmp_path):
     deal(JOB, tmp_path)
     port = free_port()
     p0 = _party(0, port, key_file(tmp_path, 0), tmp_path / "o0", timeout=60.0)
-    info = inspect_key_file(key_file(tmp_path, 1))
-    hello = serving.hello(JOB, info.dealing_id, JOB.key_hash())
-    script = ("import sys, json; from suf.net.transport import Transport; "
-              "from suf.core.errors import HandshakeError\n"
-              "try:\n"
-              f"    Transport.connect('127.0.0.1', {port}, party=1, hello=json.loads(sys.argv[1]),"
-              " timeout=30, secret=bytes(32))\n"
-              "except HandshakeError as e:\n"
-              "    print(e); sys.exit(4)")
-    stranger = subprocess.run([sys.executable, "-c", script, json.dumps(hello)], timeout=60,
-                              capture_output=True, text=True)
+    stranger = _fake_p1(tmp_path, port, "bytes(32)",
+                        "try:\n    connect()\nexcept HandshakeError as e:\n"
+                        "    print(e); sys.exit(4)")
     assert stranger.returncode == 4 and "could not prove" in stranger.stdout
     with socket.create_connection(("127.0.0.1", port)):  # and a probe that says nothing
         pass
